@@ -1,0 +1,142 @@
+"""Conversions between napari layers (data + affine + metadata) and core objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_mor._errors import MorError
+from napari_mor.io.pet import DynamicPET
+from napari_mor.io.timing import FrameTiming
+from napari_mor.io.volume import LabelImage, Volume
+
+LayerDataTuple = tuple  # (data, kwargs, layer_type)
+
+
+def time_affine(spatial_affine: np.ndarray) -> np.ndarray:
+    """5x5 layer affine for (t, x, y, z) data: time axis untouched."""
+    affine = np.eye(5)
+    affine[1:, 1:] = spatial_affine
+    return affine
+
+
+def spatial_affine_of(layer) -> np.ndarray:
+    """The 4x4 voxel->world affine of a layer's last three axes."""
+    matrix = np.asarray(layer.affine.affine_matrix, dtype=np.float64)
+    if matrix.shape == (4, 4):
+        return matrix
+    if matrix.shape == (5, 5):
+        return matrix[1:, 1:]
+    raise MorError(
+        f"Layer {layer.name!r} has {matrix.shape[0] - 1} dimensions; a 3D or 4D "
+        "image was expected."
+    )
+
+
+def pet_layer_data(pet: DynamicPET, name: str | None = None) -> LayerDataTuple:
+    """napari Image layer data for a dynamic PET (time slider first)."""
+    finite = pet.data[np.isfinite(pet.data)]
+    upper = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    kwargs = {
+        "name": name or _stem(pet.path, "PET"),
+        "affine": time_affine(pet.affine),
+        "metadata": pet.metadata(),
+        "colormap": "inferno",
+        "contrast_limits": (0.0, max(upper, 1e-6)),
+        "blending": "additive",
+    }
+    return pet.data, kwargs, "image"
+
+
+def volume_layer_data(volume: Volume, name: str | None = None) -> LayerDataTuple:
+    """napari Image layer data for an MR or other 3D image."""
+    low, high = np.percentile(volume.data, (0.5, 99.5))
+    kwargs = {
+        "name": name or _stem(volume.path, "MR"),
+        "affine": volume.affine,
+        "metadata": {
+            "kind": "volume",
+            "source_path": str(volume.path) if volume.path else None,
+        },
+        "colormap": "gray",
+        "contrast_limits": (float(low), float(max(high, low + 1e-6))),
+    }
+    return volume.data, kwargs, "image"
+
+
+def labels_layer_data(labels: LabelImage, name: str | None = None) -> LayerDataTuple:
+    """napari Labels layer data with the LUT in metadata and its colours."""
+    kwargs = {
+        "name": name or _stem(labels.path, "labels"),
+        "affine": labels.affine,
+        "metadata": {
+            "kind": "labels",
+            "lut": {int(k): v for k, v in labels.lut.items()},
+            "source_path": str(labels.path) if labels.path else None,
+        },
+        "opacity": 0.5,
+    }
+    if labels.colors:
+        kwargs["colormap"] = {
+            None: (0, 0, 0, 0),
+            0: (0, 0, 0, 0),
+            **{int(k): tuple(v) for k, v in labels.colors.items()},
+        }
+    return labels.data, kwargs, "labels"
+
+
+def _stem(path: Path | None, default: str) -> str:
+    if path is None:
+        return default
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".v"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def pet_from_layer(layer) -> DynamicPET:
+    """Rebuild a DynamicPET from a napari Image layer made by the PET reader."""
+    data = np.asarray(layer.data)
+    if data.ndim != 4:
+        raise MorError(
+            f"Layer {layer.name!r} has {data.ndim} dimensions; pick a dynamic (4D) "
+            "PET layer."
+        )
+    meta = layer.metadata
+    if "frame_start_s" not in meta or "frame_duration_s" not in meta:
+        raise MorError(
+            f"Layer {layer.name!r} has no frame timing in its metadata; open the PET "
+            "with its JSON sidecar (or a frames TSV) through napari-mor."
+        )
+    timing = FrameTiming(meta["frame_start_s"], meta["frame_duration_s"])
+    return DynamicPET(
+        data=data.astype(np.float32, copy=False),
+        affine=spatial_affine_of(layer),
+        timing=timing,
+        decay_corrected=meta.get("decay_corrected"),
+        radionuclide=meta.get("radionuclide"),
+        path=Path(meta["source_path"]) if meta.get("source_path") else None,
+    )
+
+
+def volume_from_layer(layer) -> Volume:
+    """A Volume from a 3D napari Image layer."""
+    data = np.asarray(layer.data)
+    if data.ndim != 3:
+        raise MorError(f"Layer {layer.name!r} is not 3D (shape {data.shape}).")
+    return Volume(
+        data=data.astype(np.float32, copy=False), affine=spatial_affine_of(layer)
+    )
+
+
+def labels_from_layer(layer) -> LabelImage:
+    """A LabelImage from a napari Labels layer (LUT from its metadata)."""
+    data = np.asarray(layer.data)
+    if data.ndim != 3:
+        raise MorError(f"Labels layer {layer.name!r} is not 3D (shape {data.shape}).")
+    lut = {int(k): str(v) for k, v in layer.metadata.get("lut", {}).items()}
+    return LabelImage(
+        data=data.astype(np.int32, copy=False), affine=spatial_affine_of(layer), lut=lut
+    )

@@ -1,0 +1,295 @@
+"""Dynamic PET: 4D NIfTI with a BIDS-PET sidecar or frames TSV, and ECAT7."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_mor._errors import MorError, MorWarning
+from napari_mor.io._nifti import affine_of, load_image, read_data, strip_image_suffix
+from napari_mor.io.timing import (
+    FrameTiming,
+    read_frames_tsv,
+    read_sidecar,
+    timing_from_sidecar,
+    validate_frame_timing,
+)
+
+#: Factor that turns one unit of activity concentration into kBq/mL.
+UNIT_TO_KBQ_ML = {
+    "bq/ml": 1e-3,
+    "kbq/ml": 1.0,
+    "mbq/ml": 1e3,
+    "nci/ml": 0.037,
+    "uci/ml": 37.0,
+    "µci/ml": 37.0,
+    "mci/ml": 37e3,
+}
+
+ACTIVITY_UNIT = "kBq/mL"
+
+
+@dataclass(frozen=True)
+class DynamicPET:
+    """A dynamic PET scan in kBq/mL.
+
+    Parameters
+    ----------
+    data : ndarray, shape (t, x, y, z), float32
+        Activity concentration, kBq/mL, time first, then NIfTI voxel order.
+    affine : ndarray, shape (4, 4)
+        Voxel-to-world (mm) transform of the spatial axes.
+    timing : FrameTiming
+        Frame starts and durations, seconds from injection.
+    source_units : str
+        Unit found in the file (converted to kBq/mL by ``unit_scale``).
+    unit_scale : float
+        Factor applied to the stored values to get kBq/mL.
+    decay_corrected : bool or None
+        ``ImageDecayCorrected`` from the sidecar (None when unknown).
+    radionuclide : str or None
+        ``TracerRadionuclide`` from the sidecar.
+    nonfinite_mask : ndarray of bool, shape (x, y, z), or None
+        Voxels that held NaN/Inf in any frame (set to 0 in ``data``).
+    path : Path or None
+        Source image.
+    sidecar : dict
+        The sidecar as read (empty for ECAT or a frames TSV).
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    timing: FrameTiming
+    source_units: str = ACTIVITY_UNIT
+    unit_scale: float = 1.0
+    decay_corrected: bool | None = None
+    radionuclide: str | None = None
+    nonfinite_mask: np.ndarray | None = None
+    path: Path | None = None
+    sidecar: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 4:
+            raise MorError(
+                f"Dynamic PET data must be 4D (t, x, y, z); got shape {self.data.shape}."
+            )
+        validate_frame_timing(
+            self.timing.frame_start_s,
+            self.timing.frame_duration_s,
+            n_volumes=self.data.shape[0],
+            source=str(self.path or "PET"),
+        )
+
+    @property
+    def units(self) -> str:
+        """Unit of ``data`` (always kBq/mL)."""
+        return ACTIVITY_UNIT
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames."""
+        return int(self.data.shape[0])
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        """Shape of one frame (x, y, z)."""
+        return tuple(int(n) for n in self.data.shape[1:])
+
+    def metadata(self) -> dict:
+        """Timing, units and origin as a plain dict (for ``layer.metadata``)."""
+        return {
+            "kind": "dynamic_pet",
+            "frame_start_s": self.timing.frame_start_s.tolist(),
+            "frame_duration_s": self.timing.frame_duration_s.tolist(),
+            "frame_mid_min": np.round(self.timing.frame_mid_min, 4).tolist(),
+            "units": ACTIVITY_UNIT,
+            "source_units": self.source_units,
+            "unit_scale_to_kBq_per_mL": self.unit_scale,
+            "decay_corrected": self.decay_corrected,
+            "radionuclide": self.radionuclide,
+            "source_path": str(self.path) if self.path else None,
+            "n_nonfinite_voxels": int(self.nonfinite_mask.sum())
+            if self.nonfinite_mask is not None
+            else 0,
+        }
+
+
+def unit_scale_to_kbq_ml(units: str | None, source: str) -> float:
+    """Factor turning ``units`` into kBq/mL (``cc`` is read as ``mL``)."""
+    if units is None:
+        return 1.0
+    key = units.strip().lower().replace(" ", "").replace("cc", "ml").replace("mL", "ml")
+    key = key.replace("micro", "u").replace("μ", "u")
+    if key not in UNIT_TO_KBQ_ML:
+        known = "Bq/mL, kBq/mL, MBq/mL, nCi/mL, uCi/mL, mCi/mL"
+        raise MorError(
+            f"{source}: unknown activity unit {units!r}; set Units in the sidecar "
+            f"to one of {known}."
+        )
+    return UNIT_TO_KBQ_ML[key]
+
+
+def sidecar_path_for(image_path: str | Path) -> Path:
+    """The BIDS sidecar path beside an image (same stem, ``.json``)."""
+    return strip_image_suffix(image_path).with_suffix(".json")
+
+
+def load_pet(
+    path: str | Path,
+    frames_tsv: str | Path | None = None,
+    units: str | None = None,
+) -> DynamicPET:
+    """Load a dynamic PET scan and convert it to kBq/mL.
+
+    Parameters
+    ----------
+    path : str or Path
+        4D NIfTI (``.nii``/``.nii.gz``) with a BIDS-PET JSON sidecar beside it,
+        or an ECAT7 file (``.v``, frame times from its subheaders).
+    frames_tsv : str or Path, optional
+        Frame timing TSV (``frame_start``, ``frame_duration``, seconds) used
+        instead of the sidecar's timing.
+    units : str, optional
+        Activity unit of the stored values when the sidecar does not give one.
+
+    Returns
+    -------
+    DynamicPET
+        A new object; the file is never modified.
+    """
+    path = Path(path)
+    if path.name.lower().endswith(".v"):
+        return _load_ecat(path, frames_tsv, units)
+    image = load_image(path)
+    if len(image.shape) != 4 or image.shape[3] < 2:
+        raise MorError(
+            f"{path} has shape {tuple(image.shape)}; dynamic PET must be 4D "
+            "(x, y, z, frames) with at least 2 frames. Load a 3D file as MR/static "
+            "image instead."
+        )
+    n_volumes = int(image.shape[3])
+    sidecar_file = sidecar_path_for(path)
+    sidecar = read_sidecar(sidecar_file) if sidecar_file.is_file() else {}
+    if frames_tsv is not None:
+        timing = read_frames_tsv(frames_tsv, n_volumes)
+    elif sidecar_file.is_file():
+        timing = timing_from_sidecar(sidecar, n_volumes, str(sidecar_file))
+    else:
+        read_sidecar(sidecar_file)  # raises with the keys needed
+    source_units = units or sidecar.get("Units")
+    if source_units is None:
+        warnings.warn(
+            f"{path}: no activity unit in the sidecar; assuming kBq/mL. Add "
+            "'Units' to the sidecar to remove this warning.",
+            MorWarning,
+            stacklevel=2,
+        )
+    scale = unit_scale_to_kbq_ml(source_units, str(sidecar_file))
+    data = np.moveaxis(read_data(image, path), 3, 0)
+    data, nonfinite = _scaled_finite(data, scale, path)
+    return DynamicPET(
+        data=data,
+        affine=affine_of(image, path),
+        timing=timing,
+        source_units=source_units or ACTIVITY_UNIT,
+        unit_scale=scale,
+        decay_corrected=sidecar.get("ImageDecayCorrected"),
+        radionuclide=sidecar.get("TracerRadionuclide"),
+        nonfinite_mask=nonfinite,
+        path=path,
+        sidecar=sidecar,
+    )
+
+
+def _scaled_finite(
+    data: np.ndarray, scale: float, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale to kBq/mL; zero and report NaN/Inf voxels (a new array)."""
+    nonfinite = ~np.isfinite(data)
+    voxel_bad = nonfinite.any(axis=0)
+    if voxel_bad.any():
+        warnings.warn(
+            f"{path}: {int(voxel_bad.sum())} voxels hold NaN/Inf in some frame; they "
+            "were set to 0 and are excluded from fits (nonfinite_mask).",
+            MorWarning,
+            stacklevel=3,
+        )
+        data = np.where(nonfinite, np.float32(0), data)
+    if scale != 1.0:
+        data = data * np.float32(scale)
+    return np.ascontiguousarray(data, dtype=np.float32), voxel_bad
+
+
+def _load_ecat(
+    path: Path, frames_tsv: str | Path | None, units: str | None
+) -> DynamicPET:
+    image = load_image(path)
+    data = read_data(image, path)
+    if data.ndim == 3:
+        data = data[..., np.newaxis]
+    n_volumes = int(data.shape[3])
+    if frames_tsv is not None:
+        timing = read_frames_tsv(frames_tsv, n_volumes)
+    else:
+        timing = _ecat_timing(image, path)
+    if n_volumes < 2:
+        raise MorError(
+            f"{path} holds a single frame; dynamic PET needs at least 2 frames."
+        )
+    header_units = str(image.header["data_units"].item(), "latin-1").strip("\x00 ")
+    source_units = units or header_units or None
+    scale = unit_scale_to_kbq_ml(source_units, str(path))
+    data, nonfinite = _scaled_finite(np.moveaxis(data, 3, 0), scale, path)
+    return DynamicPET(
+        data=data,
+        affine=affine_of(image, path),
+        timing=timing,
+        source_units=source_units or ACTIVITY_UNIT,
+        unit_scale=scale,
+        decay_corrected=None,
+        radionuclide=None,
+        nonfinite_mask=nonfinite,
+        path=path,
+    )
+
+
+def _ecat_timing(image, path: Path) -> FrameTiming:
+    """Frame start/duration (s) from ECAT7 subheaders (stored in ms)."""
+    subheaders = image.get_subheaders().subheaders
+    start_ms = np.array([float(sh["frame_start_time"].item()) for sh in subheaders])
+    duration_ms = np.array([float(sh["frame_duration"].item()) for sh in subheaders])
+    order = np.argsort(start_ms, kind="stable")
+    if not np.array_equal(order, np.arange(order.size)):
+        raise MorError(
+            f"{path}: ECAT frames are stored out of time order; re-export the file "
+            "or pass --frames FRAMES.tsv."
+        )
+    start_s, duration_s = start_ms / 1000.0, duration_ms / 1000.0
+    validate_frame_timing(start_s, duration_s, len(subheaders), str(path))
+    return FrameTiming(start_s, duration_s)
+
+
+def write_pet(
+    path: str | Path, pet: DynamicPET, extra_sidecar: dict | None = None
+) -> Path:
+    """Write dynamic PET as 4D NIfTI (x, y, z, t) plus a BIDS-PET sidecar.
+
+    The sidecar holds ``FrameTimesStart``, ``FrameDuration`` (s), ``Units``
+    (kBq/mL), decay-correction fields and provenance.
+    """
+    from napari_mor.io.writers import write_nifti
+
+    sidecar = {
+        **pet.sidecar,
+        **pet.timing.to_dict(),
+        "Units": ACTIVITY_UNIT,
+        "TimeZero": pet.sidecar.get("TimeZero", "00:00:00"),
+        "InjectionStart": 0,
+        "ImageDecayCorrected": pet.decay_corrected,
+        "TracerRadionuclide": pet.radionuclide,
+        **(extra_sidecar or {}),
+    }
+    return write_nifti(path, np.moveaxis(pet.data, 0, 3), pet.affine, sidecar)

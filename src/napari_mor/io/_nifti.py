@@ -48,6 +48,8 @@ def load_image(path: str | Path) -> nib.spatialimages.SpatialImage:
             "to NIfTI (e.g. with dcm2niix) first."
         )
     try:
+        if path.name.lower().endswith(ECAT_SUFFIXES):
+            return nib.ecat.load(str(path))
         return nib.load(str(path))
     except Exception as err:  # nibabel raises many types for broken files
         raise MorError(

@@ -1,0 +1,103 @@
+"""The ``napari-mor`` command: demo, tacs, errors and a light start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_mor.cli import main
+from napari_mor.io import load_labels, load_pet
+from napari_mor.rois import extract_tacs, read_tacs_tsv
+
+
+def test_demo_writes_the_study_and_prints_a_summary(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "sample_pet.nii.gz",
+        "sample_pet.json",
+        "sample_T1w.nii.gz",
+        "sample_labels.nii.gz",
+        "sample_labels.tsv",
+        "sample_truth.json",
+        "sample_tacs.tsv",
+    ):
+        assert (tmp_path / "demo" / name).is_file(), name
+        assert name in out or name.endswith(".json")
+    assert "File > Open Sample > napari-mor" in out
+
+
+def test_tacs_command_matches_the_core(sample_files, tmp_path, capsys):
+    out = tmp_path / "tacs.tsv"
+    code = main(
+        [
+            "tacs",
+            str(sample_files["pet"]),
+            "--labels",
+            str(sample_files["labels"]),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0 and "11 regions" in capsys.readouterr().out
+    table = read_tacs_tsv(out)
+    expected = extract_tacs(
+        load_pet(sample_files["pet"]), load_labels(sample_files["labels"])
+    )
+    assert table.names == expected.names
+    np.testing.assert_allclose(table.mean_kbq_ml, expected.mean_kbq_ml, rtol=1e-5)
+    np.testing.assert_array_equal(table.n_voxels, expected.n_voxels)
+    header = out.read_text().splitlines()[0].split("\t")
+    assert header[:5] == [
+        "frame_start",
+        "frame_end",
+        "occipital_ref",
+        "occipital_ref_sd",
+        "occipital_ref_n",
+    ]
+
+
+def test_tacs_command_reports_bad_input_without_traceback(tmp_path, capsys):
+    code = main(
+        [
+            "tacs",
+            str(tmp_path / "missing.nii.gz"),
+            "--labels",
+            "x.nii.gz",
+            "--out",
+            str(tmp_path / "t.tsv"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "does not exist" in err
+    assert not (tmp_path / "t.tsv").exists()
+
+
+def test_help_is_fast_and_imports_no_gui():
+    code = (
+        "import sys; from napari_mor.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'magicgui', 'nilearn')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module", ["io", "rois", "sample", "cli", "pipeline"])
+def test_core_modules_never_import_napari_or_qt(module):
+    code = (
+        f"import sys, napari_mor.{module}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6', 'magicgui')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -234,7 +234,7 @@ def test_truncated_gzip_is_reported_as_corrupt(tmp_path):
 def test_garbage_file_is_reported(tmp_path):
     bad = tmp_path / "junk.nii.gz"
     bad.write_bytes(gzip.compress(b"not an image at all" * 10))
-    with pytest.raises(MorError, match="junk.nii.gz"):
+    with pytest.raises(MorError, match=r"junk\.nii\.gz"):
         load_volume(bad)
 
 

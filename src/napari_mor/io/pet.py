@@ -74,7 +74,8 @@ class DynamicPET:
     def __post_init__(self) -> None:
         if self.data.ndim != 4:
             raise MorError(
-                f"Dynamic PET data must be 4D (t, x, y, z); got shape {self.data.shape}."
+                "Dynamic PET data must be 4D (t, x, y, z); got shape "
+                f"{self.data.shape}."
             )
         validate_frame_timing(
             self.timing.frame_start_s,

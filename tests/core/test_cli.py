@@ -89,7 +89,9 @@ def test_help_is_fast_and_imports_no_gui():
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("module", ["io", "rois", "sample", "cli", "pipeline"])
+@pytest.mark.parametrize(
+    "module", ["io", "rois", "sample", "cli", "pipeline", "kinetics", "maps", "study"]
+)
 def test_core_modules_never_import_napari_or_qt(module):
     code = (
         f"import sys, napari_mor.{module}; "

@@ -1,0 +1,56 @@
+"""Reference-region kinetic models for [11C]carfentanil PET (no blood sampling).
+
+ROI fits (:func:`fit_roi`, :func:`fit_windows`, :func:`fit_two_scans`) and
+voxelwise maps (:func:`fit_maps`, :func:`iter_fit_blocks`) for the Logan
+reference plot, MRTM, MRTM2, SRTM, SRTM2, basis-function SRTM and the
+equilibrium ratio. Times are minutes from injection, rates 1/min.
+"""
+
+from napari_mor.kinetics._setup import MODELS
+from napari_mor.kinetics.integrate import (
+    convolve_exponential,
+    integrate_from_injection,
+    integration_matrix,
+)
+from napari_mor.kinetics.linear import logan_t_star
+from napari_mor.kinetics.results import MapResult, RoiFit
+from napari_mor.kinetics.roi import (
+    estimate_k2p,
+    fit_roi,
+    fit_scans,
+    fit_two_scans,
+    fit_windows,
+)
+from napari_mor.kinetics.srtm import theta_grid
+from napari_mor.kinetics.voxelwise import (
+    auto_block_size,
+    estimate_k2p_voxelwise,
+    fit_maps,
+    iter_fit_blocks,
+)
+from napari_mor.kinetics.weights import C11_HALF_LIFE_MIN, frame_weights
+
+#: Model names accepted by the fitting functions.
+MODEL_NAMES = tuple(MODELS)
+
+__all__ = [
+    "C11_HALF_LIFE_MIN",
+    "MODEL_NAMES",
+    "MapResult",
+    "RoiFit",
+    "auto_block_size",
+    "convolve_exponential",
+    "estimate_k2p",
+    "estimate_k2p_voxelwise",
+    "fit_maps",
+    "fit_roi",
+    "fit_scans",
+    "fit_two_scans",
+    "fit_windows",
+    "frame_weights",
+    "integrate_from_injection",
+    "integration_matrix",
+    "iter_fit_blocks",
+    "logan_t_star",
+    "theta_grid",
+]

@@ -11,7 +11,9 @@ from napari_mor.io.timing import FrameTiming
 MIN_FIT_FRAMES = 3
 
 
-def as_tac_matrix(tac: np.ndarray, timing: FrameTiming, name: str = "tac") -> np.ndarray:
+def as_tac_matrix(
+    tac: np.ndarray, timing: FrameTiming, name: str = "tac"
+) -> np.ndarray:
     """Return ``tac`` as a float64 copy of shape (n_frames, n_tacs)."""
     arr = np.array(tac, dtype=np.float64, copy=True)
     if arr.ndim == 1:

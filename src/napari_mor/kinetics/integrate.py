@@ -39,11 +39,13 @@ def integration_matrix(timing: FrameTiming) -> np.ndarray:
         I(t_mid,i) = sum_{j<i} C_j d_j  +  gaps  +  C_i d_i / 2 - S_i d_i^2 / 8
 
     The first sum is the exact area of the earlier frames (frame means times
-    durations). Gaps between frames and the time before the first frame are
-    filled by linear interpolation (from 0 at injection). The last two terms are
-    the area of the first half of frame ``i``, exact when ``C`` is linear within
-    the frame; ``S_i`` is the slope estimated by second-order finite differences
-    of the frame means over the (uneven) mid-times (:func:`numpy.gradient`).
+    durations). Gaps between frames are filled by linear interpolation between
+    the neighbouring frame means; before the first frame, activity rises
+    linearly from 0 at injection to the first mean at the first mid-time. The
+    last two terms are the area of the first half of frame ``i``, exact when
+    ``C`` is linear within the frame; ``S_i`` is the slope estimated by
+    second-order finite differences of the frame means over the (uneven)
+    mid-times (:func:`numpy.gradient`).
     This is more accurate than the trapezoid rule over mid-times, which
     treats frame means as point values (tested against analytic integrals).
     """
@@ -58,7 +60,8 @@ def _integration_matrix_cached(key: tuple[bytes, bytes]) -> np.ndarray:
     mid = start + 0.5 * duration
     end = start + duration
     matrix = np.zeros((n, n))
-    matrix[:, 0] += 0.5 * start[0]  # ramp from 0 at injection to the first frame
+    # before the first frame: the line from (0, 0) to (first mid-time, first mean)
+    matrix[:, 0] += 0.5 * start[0] ** 2 / mid[0]
     gap = start[1:] - end[:-1]
     for i in range(1, n):  # loop over frames (not voxels): area before frame i
         matrix[i, :i] += duration[:i] + 0.5 * gap[:i]
@@ -140,9 +143,35 @@ def convolve_exponential(
     decay = np.exp(-theta * h)
     a = -np.expm1(-theta * h) / theta
     b = h / theta - a / theta
-    y = np.zeros((knots.size, theta.shape[1]))
-    for k in range(h.shape[0]):
-        y[k + 1] = y[k] * decay[k] + x[k] * a[k] + (x[k + 1] - x[k]) * b[k] / h[k]
+    y = _exact_recursion(x[:-1] * a + (x[1:] - x[:-1]) * b / h, decay, knots, theta)
     step_area = (0.5 * h * (x[1:] + x[:-1]) - np.diff(y, axis=0)) / theta
-    cumulative = np.vstack([np.zeros((1, theta.shape[1])), np.cumsum(step_area, axis=0)])
-    return (cumulative[i_end] - cumulative[i_start]) / timing.frame_duration_min[:, None]
+    cumulative = np.vstack(
+        [np.zeros((1, theta.shape[1])), np.cumsum(step_area, axis=0)]
+    )
+    return (cumulative[i_end] - cumulative[i_start]) / timing.frame_duration_min[
+        :, None
+    ]
+
+
+#: Largest theta * t for which the closed-form recursion cannot overflow.
+_MAX_EXPONENT = 600.0
+
+
+def _exact_recursion(
+    increment: np.ndarray, decay: np.ndarray, knots: np.ndarray, theta: np.ndarray
+) -> np.ndarray:
+    """Solve ``y[k+1] = y[k] decay[k] + increment[k]`` with ``y[0] = 0``.
+
+    Uses the closed form
+    ``y_k = e^{-theta t_k} sum_{j<k} increment_j e^{theta t_{j+1}}``
+    (one cumulative sum) when it cannot overflow, else steps through the knots.
+    Shapes: ``increment``/``decay`` (n_knots - 1, n_theta); returns (n_knots, n_theta).
+    """
+    y = np.zeros((knots.size, theta.shape[1]))
+    if float(theta.max()) * float(knots[-1]) < _MAX_EXPONENT:
+        growth = np.exp(theta * knots[1:, None])
+        y[1:] = np.cumsum(increment * growth, axis=0) / growth
+        return y
+    for k in range(increment.shape[0]):  # loop over time knots, not voxels
+        y[k + 1] = y[k] * decay[k] + increment[k]
+    return y

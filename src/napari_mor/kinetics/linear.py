@@ -19,31 +19,39 @@ from napari_mor.kinetics.integrate import integrate_from_injection, integration_
 
 __all__ = ["logan_t_star"]
 
-Derive = Callable[[np.ndarray], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
+Derive = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def _solve_linear(
-    design: np.ndarray,
+    columns: list[np.ndarray],
     y: np.ndarray,
     setup: Setup,
     full: bool,
     derive: Derive,
+    gradients: Derive,
     x: np.ndarray | None = None,
 ) -> Batch:
-    """Weighted LS of ``y`` (n_frames, n) on ``design`` (n_frames, n, p) over fit frames.
+    """Weighted LS of ``y`` (n_frames, n) on design ``columns`` over the fit frames.
 
-    ``derive(beta)`` maps coefficients (n, p) to named parameters and their
-    gradients with respect to ``beta`` (n, p), used for delta-method SEs.
+    Each column has shape (n_frames,) (shared by all TACs) or (n_frames, n).
+    ``derive(beta)`` maps coefficients (n, p) to named parameters (n,);
+    ``gradients(beta)`` gives their gradients (n, p) for delta-method SEs.
     """
     mask = setup.fit_mask
-    beta, normal, ok = batched_wls(np.moveaxis(design[mask], 1, 0), y[mask].T, setup.w_fit)
+    fit_cols = [c[mask] for c in columns]
+    beta, ok, normal = batched_wls(fit_cols, y[mask], setup.w_fit, want_normal=full)
     with np.errstate(divide="ignore", invalid="ignore"):
-        params, grads = derive(beta)
+        params = derive(beta)
     batch = Batch(params=params, ok=ok, n_params=beta.shape[1])
     if full:
-        fitted = np.einsum("fnp,np->fn", design, beta)
+        fitted = sum(
+            (c if c.ndim == 2 else c[:, None]) * beta[:, k]
+            for k, c in enumerate(columns)
+        )
         wrss = weighted_rss(y[mask], fitted[mask], setup.w_fit)
         cov = wls_covariance(normal, wrss, int(mask.sum()), ok)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grads = gradients(beta)
         batch.se = {
             name: np.sqrt(np.einsum("np,npq,nq->n", grad, cov, grad))
             for name, grad in grads.items()
@@ -54,90 +62,110 @@ def _solve_linear(
     return batch
 
 
-def _columns(*cols: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """Stack (n_frames,) or (n_frames, n) columns into a design (n_frames, n, p)."""
-    return np.stack([np.broadcast_to(c if c.ndim == 2 else c[:, None], like.shape) for c in cols], -1)
-
-
 def _logan_xy(
-    tac: np.ndarray, ref_int: np.ndarray, ref: np.ndarray, tac_int: np.ndarray, k2p: float
+    tac: np.ndarray,
+    ref_int: np.ndarray,
+    ref: np.ndarray,
+    tac_int: np.ndarray,
+    k2p: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logan-plot coordinates (n_frames, n); NaN where the tissue is <= 0."""
     ref_term = ref_int if not np.isfinite(k2p) else ref_int + ref / k2p
-    safe = np.where(tac > 0, tac, np.nan)
-    return ref_term[:, None] / safe, tac_int / safe
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(tac > 0, 1.0 / tac, np.nan)
+    return ref_term[:, None] * inv, tac_int * inv
+
+
+def _basis_vectors(n: int, p: int) -> list[np.ndarray]:
+    """Unit gradient rows e_k with shape (n, p)."""
+    return [np.broadcast_to(np.eye(p)[k], (n, p)) for k in range(p)]
 
 
 def solve_logan(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
     """Logan reference plot: ``int Ct / Ct = DVR x + b`` for frames after t*."""
     tac_int = integration_matrix(setup.timing) @ tac
     x, y = _logan_xy(tac, setup.ref_int, setup.ref, tac_int, setup.k2p_per_min)
-    design = np.stack([x, np.ones_like(x)], axis=-1)
 
     def derive(beta):
-        one, zero = np.ones(len(beta)), np.zeros(len(beta))
-        grad = np.stack([one, zero], axis=1)
-        params = {"bp_nd": beta[:, 0] - 1.0, "dvr": beta[:, 0], "intercept_min": beta[:, 1]}
-        return params, {"bp_nd": grad, "dvr": grad}
+        return {
+            "bp_nd": beta[:, 0] - 1.0,
+            "dvr": beta[:, 0],
+            "intercept_min": beta[:, 1],
+        }
 
-    return _solve_linear(design, y, setup, full, derive, x=x)
+    def gradients(beta):
+        e_dvr, e_b = _basis_vectors(len(beta), 2)
+        return {"bp_nd": e_dvr, "dvr": e_dvr, "intercept_min": e_b}
+
+    columns = [x, np.ones(x.shape[0])]
+    return _solve_linear(columns, y, setup, full, derive, gradients, x=x)
+
+
+def _bp_gradient(g1: np.ndarray, g2: np.ndarray, p: int) -> np.ndarray:
+    """Gradient of ``BP = -g1/g2 - 1`` with respect to (g1, g2, [g3])."""
+    cols = [-1.0 / g2, g1 / g2**2] + [np.zeros_like(g1)] * (p - 2)
+    return np.stack(cols, axis=1)
 
 
 def solve_mrtm(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
     """MRTM: ``Ct = g1 int Cref + g2 int Ct + g3 Cref``."""
     tac_int = integration_matrix(setup.timing) @ tac
-    design = _columns(setup.ref_int, tac_int, setup.ref, like=tac)
 
     def derive(beta):
         g1, g2, g3 = beta.T
-        zero, one = np.zeros_like(g1), np.ones_like(g1)
-        params = {
+        return {
             "bp_nd": -g1 / g2 - 1.0,
             "r1": g3,
             "k2_per_min": g1,
             "k2p_per_min": g1 / g3,
             "k2a_per_min": -g2,
         }
-        grads = {
-            "bp_nd": np.stack([-1.0 / g2, g1 / g2**2, zero], 1),
-            "r1": np.stack([zero, zero, one], 1),
-            "k2_per_min": np.stack([one, zero, zero], 1),
-            "k2p_per_min": np.stack([1.0 / g3, zero, -g1 / g3**2], 1),
-            "k2a_per_min": np.stack([zero, -one, zero], 1),
-        }
-        return params, grads
 
-    return _solve_linear(design, tac, setup, full, derive)
+    def gradients(beta):
+        g1, _, g3 = beta.T
+        e1, e2, e3 = _basis_vectors(len(beta), 3)
+        k2p_grad = np.stack([1.0 / g3, np.zeros_like(g1), -g1 / g3**2], 1)
+        return {
+            "bp_nd": _bp_gradient(g1, beta[:, 1], 3),
+            "r1": e3,
+            "k2_per_min": e1,
+            "k2p_per_min": k2p_grad,
+            "k2a_per_min": -e2,
+        }
+
+    columns = [setup.ref_int, tac_int, setup.ref]
+    return _solve_linear(columns, tac, setup, full, derive, gradients)
 
 
 def solve_mrtm2(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
     """MRTM2: ``Ct = g1 (int Cref + Cref / k2') + g2 int Ct`` with k2' fixed."""
     k2p = setup.k2p_per_min
     tac_int = integration_matrix(setup.timing) @ tac
-    design = _columns(setup.ref_int + setup.ref / k2p, tac_int, like=tac)
 
     def derive(beta):
         g1, g2 = beta.T
-        zero, one = np.zeros_like(g1), np.ones_like(g1)
-        params = {
+        return {
             "bp_nd": -g1 / g2 - 1.0,
             "r1": g1 / k2p,
             "k2_per_min": g1,
             "k2a_per_min": -g2,
         }
-        grads = {
-            "bp_nd": np.stack([-1.0 / g2, g1 / g2**2], 1),
-            "r1": np.stack([one / k2p, zero], 1),
-            "k2_per_min": np.stack([one, zero], 1),
-            "k2a_per_min": np.stack([zero, -one], 1),
-        }
-        return params, grads
 
-    return _solve_linear(design, tac, setup, full, derive)
+    def gradients(beta):
+        e1, e2 = _basis_vectors(len(beta), 2)
+        return {
+            "bp_nd": _bp_gradient(beta[:, 0], beta[:, 1], 2),
+            "r1": e1 / k2p,
+            "k2_per_min": e1,
+            "k2a_per_min": -e2,
+        }
+
+    columns = [setup.ref_int + setup.ref / k2p, tac_int]
+    return _solve_linear(columns, tac, setup, full, derive, gradients)
 
 
 def solve_ratio(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
-    """Equilibrium ratio: time-weighted mean tissue / mean reference - 1 in the window."""
+    """Equilibrium ratio: time-weighted mean tissue / mean reference - 1."""
     mask = setup.fit_mask
     duration = setup.timing.frame_duration_min[mask]
     ref_mean = duration @ setup.ref[mask] / duration.sum()
@@ -197,11 +225,16 @@ def logan_t_star(
     ref = np.asarray(ref, dtype=np.float64)
     k2p = np.nan if k2p_per_min is None else float(k2p_per_min)
     x, y = _logan_xy(
-        tac[:, None], integrate_from_injection(ref, timing), ref,
-        integrate_from_injection(tac, timing)[:, None], k2p,
+        tac[:, None],
+        integrate_from_injection(ref, timing),
+        ref,
+        integrate_from_injection(tac, timing)[:, None],
+        k2p,
     )
     x, y = x[:, 0], y[:, 0]
-    candidates = np.flatnonzero(fit_frame_mask(timing, window) & np.isfinite(x) & np.isfinite(y))
+    candidates = np.flatnonzero(
+        fit_frame_mask(timing, window) & np.isfinite(x) & np.isfinite(y)
+    )
     for k in range(max(candidates.size - max(min_points, MIN_FIT_FRAMES) + 1, 0)):
         idx = candidates[k:]
         slope, intercept = np.polyfit(x[idx], y[idx], 1)

@@ -63,7 +63,7 @@ def frame_weights(
         if weights.size != n or not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise MorError(
                 f"Frame weights must be {n} finite values >= 0 (one per frame); got "
-                f"{weights.size} values (min {np.nanmin(weights) if weights.size else 'n/a'})."
+                f"{weights.size} values; fix the weights array."
             )
     elif scheme == "none":
         weights = np.ones(n)
@@ -102,5 +102,7 @@ def _noise_weights(
     act = np.maximum(act, floor_fraction * act.max())
     weights = timing.frame_duration_min / act
     if decay_half_life_min is not None:
-        weights = weights * np.exp(-np.log(2.0) / decay_half_life_min * timing.frame_mid_min)
+        weights = weights * np.exp(
+            -np.log(2.0) / decay_half_life_min * timing.frame_mid_min
+        )
     return weights

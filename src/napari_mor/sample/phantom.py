@@ -42,7 +42,7 @@ REJECTION_REGIONS = (
 )
 
 K2_PER_MIN = 0.20
-K4_PER_MIN = 0.12
+K4_PER_MIN = 0.6
 K1_ML_MIN_ML = 0.30
 
 
@@ -295,7 +295,7 @@ def make_sample_study(
     mr_voxel_mm: float = 1.5,
     mr_tilt_deg: float = 8.0,
     drop_pct: dict[str, float] | None = None,
-    noise_cv: float = 0.10,
+    noise_cv: float = 0.08,
     separate_scans: bool = False,
     windows_min: dict[str, tuple[float, float]] | None = None,
 ) -> SampleStudy:

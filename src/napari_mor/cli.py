@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from napari_mor._cli_group import add_group_parser
 from napari_mor._cli_kinetics import add_delta_parser, add_fit_parser
 from napari_mor._errors import MorError
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tacs_parser(commands)
     add_fit_parser(commands)
     add_delta_parser(commands)
+    add_group_parser(commands)
     return parser
 
 

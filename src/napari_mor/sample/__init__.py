@@ -1,5 +1,13 @@
-"""Digital phantom: a [11C]carfentanil bolus+infusion study with known truth."""
+"""Digital phantom: a [11C]carfentanil bolus+infusion study with known truth,
+and a simulated cohort of such studies (group analyses)."""
 
+from napari_mor.sample.cohort import (
+    SimulatedCohort,
+    read_participants,
+    simulate_cohort,
+    write_bids_cohort,
+    write_participants,
+)
 from napari_mor.sample.phantom import (
     DEFAULT_WINDOWS_MIN,
     REGIONS,
@@ -15,7 +23,12 @@ __all__ = [
     "REGIONS",
     "REJECTION_REGIONS",
     "SampleStudy",
+    "SimulatedCohort",
     "frame_timing",
     "make_sample_study",
+    "read_participants",
+    "simulate_cohort",
+    "write_bids_cohort",
+    "write_participants",
     "write_sample_study",
 ]

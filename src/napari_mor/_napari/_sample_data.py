@@ -9,22 +9,43 @@ from napari_mor._napari._layers import (
 )
 
 
+def _pet_with_truth(pet, name: str, study, scan: str) -> tuple:
+    """PET layer data whose metadata carries windows, truth and the scan role."""
+    data, kwargs, layer_type = pet_layer_data(pet, name)
+    kwargs["metadata"] = {
+        **kwargs["metadata"],
+        "windows_min": study.windows_min,
+        "scan": scan,
+        "truth": study.truth["regions"],
+        "source": "napari-mor sample phantom",
+    }
+    return data, kwargs, layer_type
+
+
 def make_sample_study_layers() -> list[tuple]:
     """MR, dynamic PET and region labels of the phantom, aligned in world mm.
 
-    The truth (BP_ND per region and condition) rides in the PET layer's
-    ``metadata["truth"]``.
+    One 90-min scan: baseline 0-45 min, challenge 45-90 min. The truth (BP_ND
+    per region and condition) rides in the PET layer's ``metadata["truth"]``.
     """
     from napari_mor.sample import make_sample_study
 
     study = make_sample_study()
-    mr = volume_layer_data(study.mr, "sample T1w")
-    pet_data, pet_kwargs, pet_type = pet_layer_data(study.pet, "sample PET")
-    pet_kwargs["metadata"] = {
-        **pet_kwargs["metadata"],
-        "windows_min": study.windows_min,
-        "truth": study.truth["regions"],
-        "source": "napari-mor sample phantom",
-    }
-    labels = labels_layer_data(study.labels, "sample regions")
-    return [mr, (pet_data, pet_kwargs, pet_type), labels]
+    return [
+        volume_layer_data(study.mr, "sample T1w"),
+        _pet_with_truth(study.pet, "sample PET", study, "baseline+challenge"),
+        labels_layer_data(study.labels, "sample regions"),
+    ]
+
+
+def make_two_scan_layers() -> list[tuple]:
+    """The phantom as two 90-min scans: baseline, then challenge throughout."""
+    from napari_mor.sample import make_sample_study
+
+    study = make_sample_study(separate_scans=True)
+    return [
+        volume_layer_data(study.mr, "sample T1w"),
+        _pet_with_truth(study.pet, "PET baseline", study, "baseline"),
+        _pet_with_truth(study.pet_challenge, "PET challenge", study, "challenge"),
+        labels_layer_data(study.labels, "sample regions"),
+    ]

@@ -16,6 +16,7 @@ from napari_mor.kinetics.linear import logan_t_star
 from napari_mor.kinetics.results import MapResult, RoiFit
 from napari_mor.kinetics.roi import (
     estimate_k2p,
+    estimate_k2p_from_rois,
     fit_roi,
     fit_scans,
     fit_two_scans,
@@ -41,6 +42,7 @@ __all__ = [
     "auto_block_size",
     "convolve_exponential",
     "estimate_k2p",
+    "estimate_k2p_from_rois",
     "estimate_k2p_voxelwise",
     "fit_maps",
     "fit_roi",

@@ -15,7 +15,14 @@ from napari_mor.kinetics._linalg import fit_quality
 from napari_mor.kinetics._setup import get_model, make_setup
 from napari_mor.kinetics.results import RoiFit
 
-__all__ = ["estimate_k2p", "fit_roi", "fit_scans", "fit_two_scans", "fit_windows"]
+__all__ = [
+    "estimate_k2p",
+    "estimate_k2p_from_rois",
+    "fit_roi",
+    "fit_scans",
+    "fit_two_scans",
+    "fit_windows",
+]
 
 #: Parameter names every RoiFit reports (NaN when the model lacks them).
 _PARAM_NAMES = (
@@ -131,7 +138,9 @@ def fit_roi(
         "logan_tolerance": logan_tolerance,
     }
     if spec.k2p == "required" and k2p_per_min is None:
-        k2p_per_min = _k2p_from_highest_binding(tac, ref, timing, window, t_star_min)
+        k2p_per_min = estimate_k2p_from_rois(
+            tac, ref, timing, window=window, t_star_min=t_star_min
+        )
     per_roi = (model == "logan" and t_star_min is None) or (
         isinstance(weights, str) and weights == "noise"
     )
@@ -252,7 +261,30 @@ def _valid_k2p(k2p: float, source: str) -> float:
     return float(k2p)
 
 
-def _k2p_from_highest_binding(tac, ref, timing, window, t_star_min) -> float:
+def estimate_k2p_from_rois(
+    tac: np.ndarray,
+    ref: np.ndarray,
+    timing: FrameTiming,
+    *,
+    window: tuple[float, float] | None = None,
+    t_star_min: float | None = None,
+) -> float:
+    """k2' (1/min) from MRTM on the highest-binding of several ROI TACs.
+
+    Parameters
+    ----------
+    tac : ndarray, shape (n_frames, n_tacs)
+        ROI TACs; the one with the highest MRTM BP_ND gives k2'.
+    ref : ndarray, shape (n_frames,)
+        Reference TAC.
+    timing : FrameTiming
+    window : (float, float), optional
+        Frames used, minutes. For a challenge study use the baseline window:
+        binding changes at the challenge, k2' (a reference-region constant) does
+        not, and MRTM across the change is biased.
+    t_star_min : float, optional
+        MRTM t*, minutes.
+    """
     fits = fit_roi(tac, ref, timing, "mrtm", window=window, t_star_min=t_star_min)
     bp = np.array([f.bp_nd for f in fits])
     if not np.any(np.isfinite(bp)):
@@ -281,7 +313,10 @@ def fit_windows(
         Condition name to (start, end) minutes, e.g.
         ``{"baseline": (5, 40), "challenge": (45, 90)}``.
     **options
-        Passed to :func:`fit_roi` (``t_star_min``, ``k2p_per_min``, ...).
+        Passed to :func:`fit_roi` (``t_star_min``, ``k2p_per_min``, ...). For
+        models that need k2' (MRTM2, SRTM2) without a given ``k2p_per_min``,
+        k2' is estimated once, by :func:`estimate_k2p_from_rois` over the
+        *first* window (the baseline), and shared by every window.
 
     Returns
     -------
@@ -292,6 +327,14 @@ def fit_windows(
     if not windows:
         raise MorError(
             "No windows given; pass e.g. {'baseline': (5, 40), 'challenge': (45, 90)}."
+        )
+    if get_model(model).k2p == "required" and options.get("k2p_per_min") is None:
+        options["k2p_per_min"] = estimate_k2p_from_rois(
+            as_tac_matrix(tac, timing),
+            ref,
+            timing,
+            window=tuple(next(iter(windows.values()))),
+            t_star_min=options.get("t_star_min"),
         )
     return {
         name: fit_roi(tac, ref, timing, model, window=tuple(window), **options)

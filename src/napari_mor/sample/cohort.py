@@ -353,6 +353,7 @@ def write_bids_cohort(
     trait_slope_pct: float = 6.0,
     drop_sd_pct: float = 2.0,
     noise_cv: float = 0.10,
+    subject_sd: float = 0.12,
 ) -> dict:
     """Write a BIDS-like cohort of dynamic PET studies (digital phantom).
 
@@ -369,8 +370,9 @@ def write_bids_cohort(
         out_dir/cohort_truth.json              drops per subject and region
 
     The phantom already lives in MNI-like space, so registration is identity.
-    Its baseline BP_ND is the same for every subject (the phantom fixes it);
-    subjects differ by their drops and noise.
+    Subjects differ by their drops, their noise and their baseline BP_ND: every
+    region's BP_ND is scaled by ``exp(N(0, subject_sd))`` per subject (the
+    phantom's ``bp_scale``), the usual 10-15% between-subject SD.
 
     Returns
     -------
@@ -403,6 +405,7 @@ def write_bids_cohort(
         trait_slope_pct,
         drop_sd_pct,
     )
+    bp_scales = np.exp(rng.normal(0.0, subject_sd, n))
     subjects = []
     study = None
     for i, sub in enumerate(participants["participant_id"]):
@@ -415,6 +418,7 @@ def write_bids_cohort(
             mr_voxel_mm=mr_voxel_mm,
             drop_pct=drop_pct,
             noise_cv=noise_cv,
+            bp_scale=float(bp_scales[i]),
         )
         folder = out_dir / sub
         prov = {"Source": "napari-mor simulated cohort", "Seed": seed * 1000 + i}

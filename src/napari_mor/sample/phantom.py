@@ -172,8 +172,11 @@ def classify(world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tissue, region_label
 
 
-def _compartments(drop_pct: dict[str, float]):
-    """Kinetic parameters per compartment (backgrounds, then regions)."""
+def _compartments(drop_pct: dict[str, float], bp_scale: float = 1.0):
+    """Kinetic parameters per compartment (backgrounds, then regions).
+
+    ``bp_scale`` multiplies every baseline BP_ND (between-subject variation).
+    """
     names, k1, k3_base, k3_chal = [], [], [], []
     for name, (k1_scale, bp_nd, _) in _BACKGROUND.items():
         names.append(name)
@@ -183,9 +186,9 @@ def _compartments(drop_pct: dict[str, float]):
     for region in REGIONS:
         names.append(region.name)
         k1.append(K1_ML_MIN_ML * region.r1)
-        k3_base.append(region.bp_nd * K4_PER_MIN)
+        k3_base.append(region.bp_nd * bp_scale * K4_PER_MIN)
         factor = 1.0 - drop_pct.get(region.name, 0.0) / 100.0
-        k3_chal.append(region.bp_nd * K4_PER_MIN * factor)
+        k3_chal.append(region.bp_nd * bp_scale * K4_PER_MIN * factor)
     k1 = np.asarray(k1)
     k2 = np.where(k1 > 0, K2_PER_MIN * k1 / K1_ML_MIN_ML, K2_PER_MIN)
     # Non-displaceable volume stays K1'/k2' everywhere (R1 changes k2 too).
@@ -197,6 +200,7 @@ def simulate_compartment_tacs(
     drop_pct: dict[str, float],
     change_min: float,
     kbol_min: float = 40.0,
+    bp_scale: float = 1.0,
 ) -> tuple[list[str], np.ndarray, dict]:
     """Noise-free frame-averaged TACs of every compartment, kBq/mL.
 
@@ -207,7 +211,7 @@ def simulate_compartment_tacs(
     params : dict
         K1, k2, k3 (baseline, challenge), k4 per compartment.
     """
-    names, k1, k2, k3_base, k3_chal = _compartments(drop_pct)
+    names, k1, k2, k3_base, k3_chal = _compartments(drop_pct, bp_scale)
     t_min = fine_time_grid_min(timing.frame_end_min[-1])
     cp = bolus_infusion_input(t_min, kbol_min=kbol_min)
     k4 = np.full_like(k1, K4_PER_MIN)
@@ -244,9 +248,11 @@ def _noisy_frames(
 
 
 def _make_pet(
-    tissue, region_label, affine, timing, drop_pct, change_min, noise_cv, rng
+    tissue, region_label, affine, timing, drop_pct, change_min, noise_cv, rng, bp_scale
 ) -> tuple[DynamicPET, list[str], np.ndarray]:
-    names, tacs, _params = simulate_compartment_tacs(timing, drop_pct, change_min)
+    names, tacs, _ = simulate_compartment_tacs(
+        timing, drop_pct, change_min, bp_scale=bp_scale
+    )
     compartment = tissue.astype(np.int32)
     compartment = np.where(
         region_label > 0, len(_BACKGROUND) + region_label - 1, compartment
@@ -298,6 +304,7 @@ def make_sample_study(
     noise_cv: float = 0.08,
     separate_scans: bool = False,
     windows_min: dict[str, tuple[float, float]] | None = None,
+    bp_scale: float = 1.0,
 ) -> SampleStudy:
     """Generate the sample study in memory.
 
@@ -318,6 +325,9 @@ def make_sample_study(
         second 90-min scan with the challenge binding throughout.
     windows_min : dict, optional
         Condition windows in minutes (default baseline 0-45, challenge 45-90).
+    bp_scale : float
+        Multiplies every region's baseline BP_ND (a subject with more or fewer
+        receptors); the truth records the scaled values.
 
     Returns
     -------
@@ -340,12 +350,20 @@ def make_sample_study(
     tissue, region_label = classify(world_coordinates(shape, affine))
     change_min = np.inf if separate_scans else windows_min["challenge"][0]
     pet, names, tacs = _make_pet(
-        tissue, region_label, affine, timing, drop_pct, change_min, noise_cv, rng
+        tissue,
+        region_label,
+        affine,
+        timing,
+        drop_pct,
+        change_min,
+        noise_cv,
+        rng,
+        bp_scale,
     )
     pet_challenge = None
     if separate_scans:
         pet_challenge, _, _ = _make_pet(
-            tissue, region_label, affine, timing, drop_pct, 0.0, noise_cv, rng
+            tissue, region_label, affine, timing, drop_pct, 0.0, noise_cv, rng, bp_scale
         )
     labels = LabelImage(
         data=region_label.astype(np.int32),
@@ -358,7 +376,15 @@ def make_sample_study(
     ]
     brain_mask = np.isin(tissue, brain_tissues) | (region_label > 0)
     truth = _truth(
-        drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, timing
+        drop_pct,
+        windows_min,
+        seed,
+        noise_cv,
+        separate_scans,
+        names,
+        tacs,
+        timing,
+        bp_scale,
     )
     return SampleStudy(
         pet=pet,
@@ -376,7 +402,9 @@ def _hex_to_rgba(color: str) -> tuple[float, float, float, float]:
     return (*(int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)), 1.0)
 
 
-def _truth(drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, timing):
+def _truth(
+    drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, timing, bp_scale
+):
     regions = {}
     for region in REGIONS:
         drop = drop_pct.get(region.name, 0.0)
@@ -387,8 +415,8 @@ def _truth(drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, t
             "R1": region.r1,
             "k2_per_min": K2_PER_MIN * region.r1,
             "k4_per_min": K4_PER_MIN,
-            "bp_nd_baseline": region.bp_nd,
-            "bp_nd_challenge": region.bp_nd * (1 - drop / 100.0),
+            "bp_nd_baseline": region.bp_nd * bp_scale,
+            "bp_nd_challenge": region.bp_nd * bp_scale * (1 - drop / 100.0),
             "drop_pct": drop,
             "noise_free_tac_kbq_ml": tacs[:, names.index(region.name)]
             .round(5)
@@ -402,6 +430,7 @@ def _truth(drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, t
         "separate_scans": separate_scans,
         "seed": seed,
         "noise_cv": noise_cv,
+        "bp_scale": bp_scale,
         "kbol_min": 40.0,
         "frame_start_s": timing.frame_start_s.tolist(),
         "frame_duration_s": timing.frame_duration_s.tolist(),

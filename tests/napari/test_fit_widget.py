@@ -1,0 +1,236 @@
+"""The "Kinetic fit" dock in a headless napari viewer (sample study, two scans)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from _docks import open_dock
+from napari.layers import Layer
+
+from napari_mor import kinetics
+from napari_mor._fit_inputs import DEFAULT_WINDOWS_MIN
+from napari_mor._napari import _fit_widget
+from napari_mor._napari._fit_widget import MASK_ROIS, MASK_UPTAKE, FitWidget
+from napari_mor._napari._layers import (
+    labels_layer_data,
+    pet_layer_data,
+    volume_layer_data,
+)
+from napari_mor.rois import extract_tacs
+from napari_mor.sample import make_sample_study
+
+THALAMUS = 4  # index among the target ROIs (label 6; the reference is dropped)
+
+
+@pytest.fixture(scope="module")
+def study():
+    """Baseline + challenge scans on the default 3 mm grid (10% planted drop)."""
+    return make_sample_study(seed=0, separate_scans=True, mr_voxel_mm=3.0)
+
+
+def add_study(viewer, study):
+    for data in (
+        volume_layer_data(study.mr, "T1w"),
+        pet_layer_data(study.pet, "PET baseline"),
+        pet_layer_data(study.pet_challenge, "PET challenge"),
+        labels_layer_data(study.labels, "regions"),
+    ):
+        viewer.add_layer(Layer.create(*data))
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(_fit_widget, "show_error", shown.append)
+    return shown
+
+
+@pytest.fixture
+def dock(make_napari_viewer, study):
+    viewer = make_napari_viewer()
+    add_study(viewer, study)
+    widget = open_dock(viewer, "Kinetic fit", FitWidget)
+    widget.set_pet_layer(viewer.layers["PET baseline"])
+    widget.set_labels_layer(viewer.layers["regions"])
+    return viewer, widget
+
+
+def test_defaults_find_layers_and_occipital_reference(dock):
+    _viewer, widget = dock
+    assert widget.pet_combo.currentText() == "PET baseline"
+    assert widget.challenge_pet_combo.currentText() == "PET challenge"
+    assert widget.ref_combo.currentData() == 1  # "occipital_ref"
+    assert "--window 0 45" in widget.cli_text()
+    assert "--window 45 90" in widget.cli_text()
+
+
+def test_reference_list_follows_lut_edits(dock):
+    viewer, widget = dock
+    layer = viewer.layers["regions"]
+    layer.metadata = {
+        **layer.metadata,
+        "lut": {**layer.metadata["lut"], 1: "occ_cortex"},
+    }
+    widget.set_model("mrtm")
+    assert widget.fit_rois() is not None
+    assert widget.ref_combo.currentText() == "occ_cortex (1)"
+
+
+def test_roi_fit_gives_the_core_numbers_and_plots(dock, study):
+    _viewer, widget = dock
+    widget.set_model("mrtm")
+    widget.set_window_mode("preset")
+    fits = widget.fit_rois()
+    table = extract_tacs(study.pet, study.labels)
+    names = [n for n in table.names if n != "occipital_ref"]
+    expected = kinetics.fit_windows(
+        np.stack([table.tac(n) for n in names], axis=1),
+        table.tac("occipital_ref"),
+        study.pet.timing,
+        "mrtm",
+        DEFAULT_WINDOWS_MIN,
+        names=names,
+    )
+    for condition in ("baseline", "challenge"):
+        got = [(f.name, f.bp_nd, f.bp_nd_se) for f in fits[condition]]
+        assert got == [(f.name, f.bp_nd, f.bp_nd_se) for f in expected[condition]]
+    assert widget.table.rowCount() == 20  # 10 ROIs x 2 conditions
+    assert float(widget.table.item(0, 2).text()) == pytest.approx(
+        expected["baseline"][0].bp_nd, abs=5e-4
+    )
+    # clicking a row plots that ROI: the model curve is the core's fitted values
+    widget.table.selectRow(2 * THALAMUS + 1)
+    curves = widget.curve_plot.curves()
+    fit = expected["challenge"][THALAMUS]
+    _x, y = curves["mrtm fit, challenge"]
+    np.testing.assert_allclose(y, fit.fitted[fit.frame_mask])
+    assert widget.residual_plot.curves()  # residuals drawn
+    assert "midline_thalamus" in widget.curve_plot.axes.get_title()
+
+
+def test_logan_plot_has_t_star_line_per_condition(dock):
+    _viewer, widget = dock
+    widget.set_model("logan")
+    widget.set_window_mode("two_scans")
+    widget.set_t_star(20.0)
+    widget.fit_rois()
+    widget.select_roi(0)
+    labels = list(widget.logan_plot.curves())
+    assert "t* = 20 min (baseline)" in labels and "t* = 20 min (challenge)" in labels
+    assert widget.plot_tabs.currentWidget() is widget.logan_plot
+    assert "--t-star 20" in widget.cli_text()
+
+
+def test_two_scans_recover_the_planted_drop_through_the_dock(dock, study):
+    _viewer, widget = dock
+    widget.set_model("logan")
+    widget.set_window_mode("two_scans")
+    widget.fit_rois()
+    pct = {r["name"]: r["pct_delta_bp_nd"] for r in widget.delta_rows()}
+    for name, truth in study.truth["regions"].items():
+        if name != "occipital_ref":
+            assert pct[name] == pytest.approx(truth["drop_pct"], abs=3.5), name
+    assert widget.delta_table.rowCount() == 10
+
+
+def test_voxelwise_maps_in_worker_aligned_with_provenance(dock, qtbot, study):
+    viewer, widget = dock
+    widget.set_model("logan")
+    widget.set_window_mode("preset")
+    widget.set_mask(MASK_ROIS)
+    worker = widget.fit_maps()
+    assert worker is not None
+    progress = []
+    worker.yielded.connect(progress.append)
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    assert widget.progress.value() == 1000
+    for condition in ("baseline", "challenge"):
+        layer = viewer.layers[f"BP_ND {condition} [logan]"]
+        np.testing.assert_allclose(layer.affine.affine_matrix, study.pet.affine)
+        assert layer.data.shape == study.pet.spatial_shape
+        prov = layer.metadata["provenance"]
+        assert prov["Model"] == "logan"
+        assert prov["WindowMin"] == list(DEFAULT_WINDOWS_MIN[condition])
+        assert prov["ReferenceRegion"] == "label 1 (occipital_ref)"
+        assert np.isfinite(prov["TStarMin"]) and layer.metadata["software_version"]
+        low, high = layer.contrast_limits
+        assert low == 0 and 1.0 < high < 10.0
+        assert np.isfinite(layer.data[study.labels.data == 6]).all()
+        assert np.isnan(layer.data[study.labels.data == 0]).all()
+
+
+def test_cancel_mid_way_adds_nothing(dock, qtbot, errors):
+    viewer, widget = dock
+    widget.set_model("mrtm")
+    widget.set_window_mode("whole")
+    widget.set_mask(MASK_UPTAKE)
+    widget.block_size = 500  # many blocks, so the cancel lands mid-way
+    n_layers = len(viewer.layers)
+    worker = widget.fit_maps()
+    seen = []
+    worker.yielded.connect(seen.append)
+    worker.yielded.connect(lambda value: widget.cancel())
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    assert seen and seen[-1][2] < seen[-1][3]  # stopped before the last block
+    assert len(viewer.layers) == n_layers and not errors
+    assert widget.progress.format() == "cancelled"
+    assert widget.fit_maps_button.isEnabled()
+
+
+def test_save_table_and_maps(dock, qtbot, tmp_path):
+    _viewer, widget = dock
+    widget.set_model("mrtm2")
+    widget.set_window_mode("two_scans")
+    widget.fit_rois()
+    table = widget.save_table(tmp_path / "fits.tsv")
+    lines = table.read_text().splitlines()
+    assert lines[0].startswith("condition\tname\tlabel\tmodel\tBP_ND\tBP_ND_se")
+    assert len(lines) == 21
+    assert (tmp_path / "fits_delta.tsv").read_text().count("\n") == 11
+    worker = widget.fit_maps()
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    written = widget.save_maps(tmp_path / "maps")
+    assert [p.name for p in written] == [
+        "bp_nd_baseline.nii.gz",
+        "bp_nd_challenge.nii.gz",
+    ]
+    image = nib.load(str(written[0]))
+    np.testing.assert_allclose(
+        image.affine, widget.map_layers["baseline"].affine.affine_matrix, atol=1e-5
+    )
+    sidecar = json.loads((tmp_path / "maps" / "bp_nd_baseline.json").read_text())
+    assert sidecar["Model"] == "mrtm2" and np.isfinite(sidecar["K2PrimePerMin"])
+    assert sidecar["SoftwareVersion"] and sidecar["Condition"] == "baseline"
+
+
+def test_errors_notify_and_viewer_lives(dock, errors, study):
+    viewer, widget = dock
+    widget.set_reference(None)
+    assert widget.fit_rois() is None
+    assert "No reference ROI" in errors[-1]
+    widget.set_reference(1)
+    widget.set_windows({"baseline": (0.0, 45.0), "challenge": (45.0, 120.0)})
+    assert widget.fit_rois() is None and "outside the scan" in errors[-1]
+    assert widget.fit_maps() is None and "outside the scan" in errors[-1]
+    # a challenge scan on another grid
+    cropped = pet_layer_data(study.pet_challenge, "PET cropped")
+    viewer.add_layer(Layer.create(cropped[0][:, :-3], cropped[1], cropped[2]))
+    widget.set_window_mode("two_scans")
+    widget.set_challenge_layer(viewer.layers["PET cropped"])
+    assert widget.fit_rois() is None and "same grid" in errors[-1]
+    widget.set_challenge_layer(viewer.layers["PET baseline"])
+    assert widget.fit_rois() is None and "same layer" in errors[-1]
+    widget.set_model("srtm")
+    widget.set_challenge_layer(viewer.layers["PET challenge"])
+    assert widget.fit_maps() is None and "per ROI only" in errors[-1]
+    # still usable
+    widget.set_model("mrtm")
+    assert widget.fit_rois() is not None
+    viewer.add_points([[0, 0, 0, 0]])
+    assert len(errors) == 6

@@ -106,6 +106,7 @@ def main(argv=None) -> int:
         pet_layer_data,
         volume_layer_data,
     )
+    from napari_mor._napari._roi_widget import RoiWidget
     from napari_mor.sample import make_sample_study
 
     study = make_sample_study(seed=0, separate_scans=True)
@@ -126,6 +127,14 @@ def main(argv=None) -> int:
         visible=False,
     )
     app = QApplication.instance()
+
+    rois = RoiWidget(viewer)
+    viewer.window.add_dock_widget(rois, name="ROIs", area="right")
+    rois.set_pet_layer(viewer.layers["PET baseline"])
+    rois.set_labels_layer(viewer.layers["sample regions"])
+    rois.compute_tacs()
+    app.processEvents()
+    roi_png = _grab(rois, args.out / "roi_dock.png")
 
     fit = FitWidget(viewer)
     viewer.window.add_dock_widget(fit, name="Kinetic fit", area="right")
@@ -182,6 +191,7 @@ def main(argv=None) -> int:
         )
 
     paths = [
+        roi_png,
         _grab(fit, args.out / "fit_dock.png"),
         _grab(delta, args.out / "delta_dock.png"),
         _save_png(

@@ -30,7 +30,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSlider,
     QTableWidget,
     QTableWidgetItem,
@@ -49,6 +48,7 @@ from napari_mor._fit_inputs import (
     value_at_world,
     write_rows_tsv,
 )
+from napari_mor._napari._dock import on_layer_list_change, scrolling_sections
 from napari_mor._napari._fit_widget import notify_errors
 from napari_mor._napari._layers import labels_from_layer, spatial_affine_of
 
@@ -104,26 +104,14 @@ class DeltaWidget(QWidget):
         self.delta_layer: Image | None = None
         self.pct_layer: Image | None = None
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(self._build_inputs_box())
-        layout.addWidget(self._build_display_box())
-        layout.addWidget(self._build_table_box())
-        layout.addWidget(self._build_cli_box())
-        layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-
-        for event in (
-            viewer.layers.events.inserted,
-            viewer.layers.events.removed,
-            viewer.layers.events.changed,
-        ):
-            event.connect(self._refresh_layer_choices)
+        sections = (
+            self._build_inputs_box(),
+            self._build_display_box(),
+            self._build_table_box(),
+            self._build_cli_box(),
+        )
+        scrolling_sections(self, sections).addStretch(1)
+        on_layer_list_change(viewer, self._refresh_layer_choices)
         viewer.mouse_drag_callbacks.append(self._on_click)
         self._refresh_layer_choices()
 

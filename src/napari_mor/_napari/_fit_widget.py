@@ -31,7 +31,6 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -58,6 +57,7 @@ from napari_mor._fit_inputs import (
     uptake_mask,
     write_rows_tsv,
 )
+from napari_mor._napari._dock import on_layer_list_change, scrolling_sections
 from napari_mor._napari._fit_plots import (
     FitCurvePlotDock,
     LoganPlotDock,
@@ -166,27 +166,15 @@ class FitWidget(QWidget):
         self.block_size: int | None = None
         self._row_roi: list[int] = []
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(self._build_inputs_box())
-        layout.addWidget(self._build_run_box())
-        layout.addWidget(self._build_results_box())
-        layout.addWidget(self._build_plots())
-        layout.addWidget(self._build_cli_box())
-        layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-
-        for event in (
-            viewer.layers.events.inserted,
-            viewer.layers.events.removed,
-            viewer.layers.events.changed,
-        ):
-            event.connect(self._refresh_layer_choices)
+        sections = (
+            self._build_inputs_box(),
+            self._build_run_box(),
+            self._build_results_box(),
+            self._build_plots(),
+            self._build_cli_box(),
+        )
+        scrolling_sections(self, sections).addStretch(1)
+        on_layer_list_change(viewer, self._refresh_layer_choices)
         self._refresh_layer_choices()
         self._on_window_mode()
         self._update_cli()

@@ -31,7 +31,6 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -40,6 +39,7 @@ from qtpy.QtWidgets import (
 
 import napari
 from napari_mor._errors import MorError
+from napari_mor._napari._dock import on_layer_list_change, scrolling_sections
 from napari_mor._napari._layers import (
     labels_from_layer,
     pet_from_layer,
@@ -171,24 +171,15 @@ class RoiWidget(QWidget):
         self._auto_timer.timeout.connect(self._auto_update)
         self._atlas_worker = None
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(self._build_layers_box())
-        layout.addWidget(self._build_table_box())
-        layout.addWidget(self._build_sphere_box())
-        layout.addWidget(self._build_atlas_box())
-        layout.addWidget(self._build_tac_box())
-        layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
-
-        viewer.layers.events.inserted.connect(self._refresh_layer_choices)
-        viewer.layers.events.removed.connect(self._refresh_layer_choices)
-        viewer.layers.events.changed.connect(self._refresh_layer_choices)
+        sections = (
+            self._build_layers_box(),
+            self._build_table_box(),
+            self._build_sphere_box(),
+            self._build_atlas_box(),
+            self._build_tac_box(),
+        )
+        scrolling_sections(self, sections).addStretch(1)
+        on_layer_list_change(viewer, self._refresh_layer_choices)
         self._refresh_layer_choices()
         self._refresh_atlas_regions()
 

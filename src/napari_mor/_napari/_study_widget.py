@@ -23,14 +23,12 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -38,6 +36,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_mor._errors import MorError, MorWarning
+from napari_mor._napari._dock import scrolling_sections
 from napari_mor._napari._layers import (
     labels_layer_data,
     pet_layer_data,
@@ -163,24 +162,18 @@ class StudyWidget(QWidget):
         self._shown_texts: list[tuple[str, str]] = []
         self._tac_callback_connected = False
 
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        outer.addWidget(scroll)
-        content = QWidget()
-        scroll.setWidget(content)
-        layout = QVBoxLayout(content)
-        layout.addWidget(self._build_bids_box())
-        layout.addWidget(self._build_files_box())
         self.info_label = QLabel("No PET loaded.")
         self.info_label.setWordWrap(True)
-        layout.addWidget(self.info_label)
-        layout.addWidget(self._build_frames_box())
-        layout.addWidget(self._build_windows_box())
-        layout.addWidget(self._build_mean_box())
-        layout.addWidget(self._build_tac_box())
+        sections = (
+            self._build_bids_box(),
+            self._build_files_box(),
+            self.info_label,
+            self._build_frames_box(),
+            self._build_windows_box(),
+            self._build_mean_box(),
+            self._build_tac_box(),
+        )
+        layout = scrolling_sections(self, sections)
         layout.addLayout(self._build_study_row())
         layout.addStretch(1)
 

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 import pytest
-from _docks import open_dock
-from napari.layers import Layer
+from _docks import add_two_scan_study, open_dock
 
 from napari_mor._napari import _fit_widget
 from napari_mor._napari._delta_widget import (
@@ -19,11 +18,6 @@ from napari_mor._napari._delta_widget import (
     DeltaWidget,
 )
 from napari_mor._napari._fit_widget import MASK_ROIS, FitWidget
-from napari_mor._napari._layers import (
-    labels_layer_data,
-    pet_layer_data,
-    volume_layer_data,
-)
 from napari_mor.sample import make_sample_study
 
 THALAMUS_MM = (0.0, -16.0, 7.0)
@@ -48,13 +42,7 @@ def fitted(make_napari_viewer, qtbot, study):
     Shown (under Xvfb) so that screenshots render the canvas.
     """
     viewer = make_napari_viewer(show=True)
-    for data in (
-        volume_layer_data(study.mr, "T1w"),
-        pet_layer_data(study.pet, "PET baseline"),
-        pet_layer_data(study.pet_challenge, "PET challenge"),
-        labels_layer_data(study.labels, "regions"),
-    ):
-        viewer.add_layer(Layer.create(*data))
+    add_two_scan_study(viewer, study)
     fit = open_dock(viewer, "Kinetic fit", FitWidget)
     fit.set_pet_layer(viewer.layers["PET baseline"])
     fit.set_labels_layer(viewer.layers["regions"])

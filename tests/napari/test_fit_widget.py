@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from _docks import open_dock
+from _docks import add_two_scan_study, open_dock
 from napari.layers import Layer
 
 from napari_mor import kinetics
@@ -15,9 +15,7 @@ from napari_mor._fit_inputs import DEFAULT_WINDOWS_MIN
 from napari_mor._napari import _fit_widget
 from napari_mor._napari._fit_widget import MASK_ROIS, MASK_UPTAKE, FitWidget
 from napari_mor._napari._layers import (
-    labels_layer_data,
     pet_layer_data,
-    volume_layer_data,
 )
 from napari_mor.rois import extract_tacs
 from napari_mor.sample import make_sample_study
@@ -31,16 +29,6 @@ def study():
     return make_sample_study(seed=0, separate_scans=True, mr_voxel_mm=3.0)
 
 
-def add_study(viewer, study):
-    for data in (
-        volume_layer_data(study.mr, "T1w"),
-        pet_layer_data(study.pet, "PET baseline"),
-        pet_layer_data(study.pet_challenge, "PET challenge"),
-        labels_layer_data(study.labels, "regions"),
-    ):
-        viewer.add_layer(Layer.create(*data))
-
-
 @pytest.fixture
 def errors(monkeypatch):
     shown = []
@@ -51,7 +39,7 @@ def errors(monkeypatch):
 @pytest.fixture
 def dock(make_napari_viewer, study):
     viewer = make_napari_viewer()
-    add_study(viewer, study)
+    add_two_scan_study(viewer, study)
     widget = open_dock(viewer, "Kinetic fit", FitWidget)
     widget.set_pet_layer(viewer.layers["PET baseline"])
     widget.set_labels_layer(viewer.layers["regions"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from napari_mor._cli_group import add_group_parser
 from napari_mor._cli_kinetics import add_delta_parser, add_fit_parser
+from napari_mor._cli_registration import add_register_parser
 from napari_mor._errors import MorError
 
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tacs_parser(commands)
     add_fit_parser(commands)
     add_delta_parser(commands)
+    add_register_parser(commands)
     add_group_parser(commands)
     return parser
 

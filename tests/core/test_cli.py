@@ -91,7 +91,18 @@ def test_help_is_fast_and_imports_no_gui():
 
 @pytest.mark.parametrize(
     "module",
-    ["io", "rois", "sample", "cli", "pipeline", "kinetics", "maps", "study", "group"],
+    [
+        "io",
+        "rois",
+        "sample",
+        "cli",
+        "pipeline",
+        "kinetics",
+        "maps",
+        "study",
+        "group",
+        "registration",
+    ],
 )
 def test_core_modules_never_import_napari_or_qt(module):
     code = (

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from _docks import open_dock
 from scipy.spatial.transform import Rotation
 
 from napari_mor._napari import _registration_widget
@@ -52,9 +53,7 @@ def errors(monkeypatch):
 
 
 def _dock(viewer) -> RegistrationWidget:
-    widget = RegistrationWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Registration")
-    return widget
+    return open_dock(viewer, "Registration", RegistrationWidget)
 
 
 def _run_and_wait(qtbot, widget):

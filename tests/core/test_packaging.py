@@ -35,7 +35,9 @@ def test_wheel_ships_the_manifest_and_entry_points(dist):
         manifest = archive.read("napari_mor/napari.yaml").decode()
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         entry_text = archive.read(entry_points).decode()
-        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+        metadata = archive.read(
+            next(n for n in names if n.endswith("METADATA"))
+        ).decode()
     assert manifest == (ROOT / "napari.yaml").read_text()
     assert "napari-mor = napari_mor:napari.yaml" in entry_text
     assert "napari-mor = napari_mor.cli:main" in entry_text

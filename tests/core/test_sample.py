@@ -80,9 +80,12 @@ def test_binding_regions_exceed_reference_and_drop_in_challenge(noise_free_study
     # A region with a planted drop loses binding relative to its own no-drop twin.
     undropped = make_sample_study(noise_cv=0.0, pet_voxel_mm=6.0, drop_pct={})
     dropped = make_sample_study(noise_cv=0.0, pet_voxel_mm=6.0)
-    thal = lambda s: np.array(
-        s.truth["regions"]["midline_thalamus"]["noise_free_tac_kbq_ml"]
-    )
+
+    def thal(study):
+        return np.array(
+            study.truth["regions"]["midline_thalamus"]["noise_free_tac_kbq_ml"]
+        )
+
     before = slice(0, 19)  # frames ending by 45 min
     np.testing.assert_allclose(
         thal(dropped)[before], thal(undropped)[before], rtol=1e-9

@@ -229,3 +229,51 @@ def test_atlas_import_in_dock(make_napari_viewer, noise_free_study, qtbot, error
     assert widget.table_rows()[1][0] == "Right_Amygdala"
     widget.import_atlas("neuromorphometrics", ["Left Amygdla"])
     assert "Close matches" in errors[-1] and "Left_Amygdala" in errors[-1]
+
+
+def test_native_space_pet_takes_rois_through_registration_transforms(
+    make_napari_viewer, noise_free_study, tmp_path
+):
+    """MNI spheres reach a native-space PET via the Registration dock's transforms."""
+    from dataclasses import replace
+
+    from napari_mor.registration import Transform, compose, save_transform
+
+    angle = np.deg2rad(7.0)
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    shift = np.eye(4)
+    shift[:3, 3] = (6.0, -4.0, 9.0)
+    mni_to_mr = Transform(turn, "MNI152", "MR", "rigid")
+    mr_to_pet = Transform(shift, "MR", "PET", "rigid")
+    study = noise_free_study
+    mni_to_pet = compose(mni_to_mr, mr_to_pet)
+    native = replace(study.pet, affine=mni_to_pet.matrix @ study.pet.affine)
+    viewer = make_napari_viewer()
+    data, kwargs, _ = pet_layer_data(native, "native PET")
+    viewer.add_image(data, **kwargs)
+    # What Accept in the Registration dock leaves in layer metadata:
+    viewer.add_image(
+        np.zeros((4, 4, 4)),
+        name="T1 in MNI",
+        metadata={"transform_to_MR": mni_to_mr.to_dict()},
+    )
+    viewer.add_image(
+        np.zeros((4, 4, 4)),
+        name="PET on T1",
+        metadata={"transform_to_PET": mr_to_pet.to_dict()},
+    )
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mor", "ROIs")
+    widget.set_pet_layer(viewer.layers["native PET"])
+    widget.new_roi_set()
+    widget.add_sphere((0, -30, -10), 4.5, "PAG")
+    assert widget.transform_label.text().startswith("MNI152 -> PET")
+    np.testing.assert_array_equal(widget.labels_layer.data > 0, study.labels.data == 7)
+    # The same transform from a file; clearing it goes back to "PET in MNI".
+    path = save_transform(mni_to_pet, tmp_path / "mni_to_pet.txt")
+    widget.set_mni_transform(None)
+    assert widget.mni_transform is None and "MNI space" in widget.transform_label.text()
+    widget.set_mni_transform(path)
+    np.testing.assert_allclose(
+        widget.mni_transform.matrix, mni_to_pet.matrix, atol=1e-6
+    )

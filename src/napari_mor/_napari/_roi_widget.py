@@ -47,6 +47,7 @@ from napari_mor._napari._layers import (
 )
 from napari_mor._napari._plot_base import BasePlotDock
 from napari_mor.io.volume import LabelImage
+from napari_mor.registration.transforms import Transform, load_transform
 from napari_mor.rois import (
     SPHERE_PRESETS,
     TacTable,
@@ -71,13 +72,21 @@ from napari_mor.rois import (
     search_regions,
     write_tacs_tsv,
 )
+from napari_mor.rois.space import (
+    MNI_SPACES,
+    labels_into_world,
+    mni_to_space,
+    points_into_world,
+)
 
 NATIVE_SPACE_NOTE = (
     "Atlas regions and spheres are placed by MNI coordinates: they apply directly "
-    "only to PET in MNI space. Native-space PET needs the MNI->native transform of "
-    "the registration step, which napari-mor does not provide yet; draw ROIs by hand "
-    "for native-space data."
+    "to PET in MNI space. For native-space PET, run registration first (Registration "
+    "dock: MR->MNI and PET->MR, Accept both) or load an MNI->PET transform file; the "
+    "ROIs are then carried into PET space through it."
 )
+
+_NO_TRANSFORM = "none: PET taken to be in MNI space"
 
 _AUTO_UPDATE_MS = 300
 _TABLE_COLUMNS = ("name", "label", "colour", "voxels", "volume mL")
@@ -170,6 +179,8 @@ class RoiWidget(QWidget):
         self._auto_timer.setInterval(_AUTO_UPDATE_MS)
         self._auto_timer.timeout.connect(self._auto_update)
         self._atlas_worker = None
+        #: MNI world -> PET world, for native-space subjects (None: PET in MNI).
+        self.mni_transform: Transform | None = None
 
         sections = (
             self._build_layers_box(),
@@ -195,10 +206,21 @@ class RoiWidget(QWidget):
         self.new_set_button.clicked.connect(lambda: self.new_roi_set())
         self.space_label = QLabel(NATIVE_SPACE_NOTE)
         self.space_label.setWordWrap(True)
+        self.transform_label = QLabel(_NO_TRANSFORM)
+        self.transform_label.setWordWrap(True)
+        load_button = QPushButton("Load MNI->PET transform...")
+        load_button.clicked.connect(self._on_load_transform_clicked)
+        clear_button = QPushButton("Clear")
+        clear_button.clicked.connect(lambda: self.set_mni_transform(None))
+        transform_row = QHBoxLayout()
+        transform_row.addWidget(load_button)
+        transform_row.addWidget(clear_button)
         form.addRow("PET (4D)", self.pet_combo)
         form.addRow("ROI set", self.labels_combo)
         form.addRow(self.new_set_button)
         form.addRow(self.space_label)
+        form.addRow("MNI -> PET", self.transform_label)
+        form.addRow(transform_row)
         return box
 
     def _build_table_box(self) -> QGroupBox:
@@ -412,8 +434,10 @@ class RoiWidget(QWidget):
                 self.compute_tacs()
 
     def _warn_if_not_mni(self) -> None:
+        if self.mni_transform is None:
+            self.use_registration_layers()
         layer = self.labels_layer or self.pet_layer
-        if layer is None:
+        if layer is None or self.mni_transform is not None:
             return
         shape = layer.data.shape[-3:]
         warning = mni_space_warning(shape, spatial_affine_of(layer))
@@ -602,8 +626,10 @@ class RoiWidget(QWidget):
 
     @_notify
     def add_sphere(self, center_mm, radius_mm: float, name: str) -> None:
-        """Add a sphere ROI (world/MNI mm) to the ROI set."""
+        """Add a sphere ROI at MNI mm (carried through the MNI->PET transform)."""
         self._warn_if_not_mni()
+        if self.mni_transform is not None:
+            center_mm = points_into_world(center_mm, self.mni_transform)
         self._write_back(add_sphere(self.roi_set(), center_mm, radius_mm, name))
 
     # -------------------------------------------------------------- atlases
@@ -644,13 +670,83 @@ class RoiWidget(QWidget):
         }
 
     def _atlas_on_pet_grid(self, key: str, names: list[str], kwargs: dict, grid):
-        shape, affine = grid
+        shape, affine, mni_transform = grid
         atlas = load_atlas_regions(key, names, **kwargs)
+        if mni_transform is not None:
+            atlas = labels_into_world(atlas, mni_transform)
         return resample_labels(atlas, shape, affine, target_name="ROI set")
 
     def _roi_grid(self):
         layer = self._require_labels()
-        return layer.data.shape, spatial_affine_of(layer)
+        return layer.data.shape, spatial_affine_of(layer), self.mni_transform
+
+    # ------------------------------------------------------------ MNI space
+    @_notify
+    def set_mni_transform(self, transform: Transform | str | Path | None) -> None:
+        """Use an MNI -> PET-world transform for atlas regions and spheres.
+
+        Parameters
+        ----------
+        transform : Transform, path or None
+            A transform (MNI world -> PET world), a transform file written by
+            ``napari-mor register`` (``.tfm`` or 4x4 ``.txt``; an MR->MNI style
+            file is inverted as needed by its recorded spaces), or None for PET
+            already in MNI space.
+        """
+        if transform is not None and not isinstance(transform, Transform):
+            transform = load_transform(transform)
+        if transform is not None and transform.fixed_space not in (
+            *MNI_SPACES,
+            "fixed",
+        ):
+            chained = mni_to_space([transform], transform.fixed_space)
+            if chained is None:
+                raise MorError(
+                    f"The transform maps {transform.fixed_space} -> "
+                    f"{transform.moving_space}; an MNI -> PET transform is needed "
+                    "(e.g. compose the MR->MNI normalization and PET->MR "
+                    "coregistration with 'napari-mor register')."
+                )
+            transform = chained
+        self.mni_transform = transform
+        self._show_transform()
+
+    def use_registration_layers(self) -> Transform | None:
+        """Chain the transforms accepted in the Registration dock (layer metadata).
+
+        Returns the MNI -> PET transform found and uses it, or None.
+        """
+        transforms = [
+            Transform.from_dict(value)
+            for layer in self.viewer.layers
+            for key, value in layer.metadata.items()
+            if key.startswith("transform_to_") and isinstance(value, dict)
+        ]
+        chain = mni_to_space(transforms, "PET")
+        if chain is not None:
+            self.mni_transform = chain
+            self._show_transform()
+        return chain
+
+    def _show_transform(self) -> None:
+        transform = self.mni_transform
+        if transform is None:
+            self.transform_label.setText(_NO_TRANSFORM)
+            return
+        params = transform.rigid_parameters()
+        shift = ", ".join(f"{v:.1f}" for v in params["translation_mm"])
+        turn = ", ".join(f"{v:.1f}" for v in params["rotation_deg"])
+        self.transform_label.setText(
+            f"{transform.fixed_space} -> {transform.moving_space} ({transform.kind}): "
+            f"shift ({shift}) mm, rotation ({turn}) deg"
+        )
+
+    def _on_load_transform_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "MNI -> PET transform", "", "Transforms (*.tfm *.txt *.mat)"
+        )
+        if path:
+            self.set_mni_transform(path)
 
     @_notify
     def import_atlas(self, key: str, names: list[str]) -> None:

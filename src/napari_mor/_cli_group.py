@@ -90,7 +90,11 @@ def add_group_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument(
         "--registration",
         default="identity",
-        help="registration to MNI (identity: already in MNI space)",
+        choices=("identity", "mni"),
+        help=(
+            "identity: data already in MNI space; mni: motion correction, PET->T1w "
+            "and T1w->MNI152 (SimpleITK), frames resampled onto the 2 mm template"
+        ),
     )
     run.add_argument(
         "--scheduler",

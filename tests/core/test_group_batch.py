@@ -227,3 +227,33 @@ def test_group_core_is_qt_free():
         "print(bad); assert not bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mni_registration_puts_a_subject_on_the_template_grid(bids):
+    """Motion correction + PET->T1w + T1w->MNI152, frames resampled once."""
+    from dataclasses import replace
+
+    from napari_mor.group.batch import REGISTRATIONS
+    from napari_mor.io import load_pet
+    from napari_mor.rois import load_mni_template
+
+    root, _paths = bids
+    subject = next(s for s in discover_cohort(root).subjects if s.subject == "sub-01")
+    pet = load_pet(subject.pet)
+    registered = REGISTRATIONS["mni"](pet, subject)
+    template = load_mni_template(2)
+    assert registered.data.shape == (pet.n_frames, *template.data.shape)
+    np.testing.assert_allclose(registered.affine, template.affine)
+    np.testing.assert_array_equal(
+        registered.timing.frame_start_s, pet.timing.frame_start_s
+    )
+
+    def late_activity(world_mm):
+        voxel = np.linalg.solve(registered.affine, [*world_mm, 1.0])[:3]
+        i, j, k = np.round(voxel).astype(int)
+        return registered.data[-5:, i - 1 : i + 2, j - 1 : j + 2, k - 1 : k + 2].mean()
+
+    # High-binding midline thalamus vs the occipital reference, at MNI positions.
+    assert late_activity((0.0, -16.0, 7.0)) > 1.5 * late_activity((0.0, -88.0, 6.0))
+    with pytest.raises(MorError, match="needs a T1w"):
+        REGISTRATIONS["mni"](pet, replace(subject, t1w=None))

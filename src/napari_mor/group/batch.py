@@ -51,10 +51,58 @@ def _identity_registration(pet, subject):
     return pet
 
 
+def _native_to_mni_registration(pet, subject):
+    """Native-space subject: motion correction, PET->T1, T1->MNI, PET onto MNI.
+
+    Frames are realigned (:func:`napari_mor.registration.correct_motion`), the
+    mean PET is coregistered rigidly to the subject's T1w, the T1w is normalised
+    (affine) to nilearn's MNI152 template, and every frame is resampled once,
+    through the composed MNI -> PET transform, onto the 2 mm template grid.
+    """
+    from dataclasses import replace
+
+    from napari_mor.io import load_volume
+    from napari_mor.registration import (
+        compose,
+        coregister_pet_to_mr,
+        correct_motion,
+        normalize_to_mni,
+        resample_map,
+    )
+    from napari_mor.rois import load_mni_template
+
+    if subject.t1w is None:
+        raise MorError(
+            f"{subject.subject}: MNI registration needs a T1w image "
+            "(sub-*/anat/*_T1w.nii.gz); add it or use --registration identity."
+        )
+    mr = load_volume(subject.t1w)
+    corrected = correct_motion(pet).corrected
+    mr_to_pet = coregister_pet_to_mr(corrected, mr).transform
+    mni_to_mr = normalize_to_mni(mr).transform
+    template = load_mni_template(2)
+    data = resample_map(
+        corrected.data,
+        corrected.affine,
+        compose(mni_to_mr, mr_to_pet),
+        template.data.shape,
+        template.affine,
+    )
+    return replace(
+        corrected,
+        data=data.astype(np.float32, copy=False),
+        affine=template.affine,
+        nonfinite_mask=None,
+    )
+
+
 #: Registration steps by name: ``f(pet: DynamicPET, subject: SubjectInputs) ->
-#: DynamicPET`` on the MNI grid. Register more (e.g. from
-#: ``napari_mor.registration``) by adding to this dict.
-REGISTRATIONS: dict[str, Callable] = {"identity": _identity_registration}
+#: DynamicPET`` on the MNI grid. ``identity`` for data already in MNI space (the
+#: phantom), ``mni`` for native-space subjects with a T1w.
+REGISTRATIONS: dict[str, Callable] = {
+    "identity": _identity_registration,
+    "mni": _native_to_mni_registration,
+}
 
 
 @dataclass(frozen=True)

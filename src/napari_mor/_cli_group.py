@@ -185,16 +185,14 @@ def _simulate(args) -> int:
 
 
 def _run(args) -> int:
-    from napari_mor._errors import MorError
-    from napari_mor.group.batch import BatchSettings, discover_cohort, run_batch
+    from napari_mor.group.batch import (
+        BatchSettings,
+        cohort_atlas_inputs,
+        discover_cohort,
+        run_batch,
+    )
 
-    atlas = args.cohort / "atlas"
-    labels = args.labels or atlas / "space-MNI_labels.nii.gz"
-    mask = args.mask or (atlas / "space-MNI_brainmask.nii.gz")
-    if not mask.is_file():
-        mask = None
-    if not labels.is_file():
-        raise MorError(f"No label image {labels}; pass --labels LABELS.nii.gz (MNI).")
+    labels, mask = cohort_atlas_inputs(args.cohort, args.labels, args.mask)
     settings = BatchSettings(
         model=args.model,
         windows_min={

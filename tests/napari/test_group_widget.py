@@ -68,3 +68,27 @@ def test_group_widget_error_keeps_viewer(make_napari_viewer, tmp_path, qtbot):
     assert widget.run_stats() is None  # no sub-* folders -> show_error
     widget.load_results()  # no group.json -> show_error
     assert widget.result is None and len(viewer.layers) == 0
+
+
+def test_group_widget_runs_the_cohort_batch(make_napari_viewer, qtbot, tmp_path):
+    """BIDS cohort -> per-subject maps in a worker; the maps folder is then used."""
+    from napari_mor.sample import write_bids_cohort
+
+    root = tmp_path / "cohort"
+    write_bids_cohort(root, n_subjects=2, seed=3, pet_voxel_mm=6.0, mr_voxel_mm=6.0)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mor", "Group study")
+    widget.cohort_edit.setText(str(root))
+    worker = widget.run_batch()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: "Batch done" in widget.batch_status.text(), timeout=5000)
+    assert "2 computed" in widget.batch_status.text()
+    out = root / "derivatives" / "napari-mor"
+    assert widget.folder_edit.text() == str(out)
+    for sub in ("sub-01", "sub-02"):
+        assert (out / sub).is_dir() and any((out / sub).glob("*delta*.nii.gz"))
+    assert widget.progress.value() == 2
+    # A folder that is not a cohort: a notification, nothing started.
+    assert widget.run_batch(tmp_path / "empty") is None

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -137,6 +139,12 @@ class GroupScatterPlotDock(BasePlotDock):
         ax.set_title(self.title, fontsize=9)
 
 
+class _BatchProgress(QObject):
+    """Carries per-subject batch progress from dask threads to the GUI thread."""
+
+    advanced = Signal(int, int, str)
+
+
 class GroupWidget(QWidget):
     """Dock: group statistics (paired t / correlation) with clusters and plots."""
 
@@ -148,6 +156,7 @@ class GroupWidget(QWidget):
         self.result = None
         self.folder: Path | None = None
         self.worker = None
+        self.batch_worker = None
         layout = QVBoxLayout(self)
         layout.addWidget(
             QLabel(
@@ -155,6 +164,7 @@ class GroupWidget(QWidget):
                 "(reduced availability during the challenge)."
             )
         )
+        layout.addWidget(self._build_batch_box())
         row = QHBoxLayout()
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("maps folder or results folder")
@@ -222,6 +232,96 @@ class GroupWidget(QWidget):
         self.region_labels = None
         self.plot = GroupScatterPlotDock(viewer)
         layout.addWidget(self.plot)
+
+    def _build_batch_box(self) -> QGroupBox:
+        box = QGroupBox("Cohort batch (BIDS folder -> BP and delta-BP maps)")
+        form = QFormLayout(box)
+        self.cohort_edit = QLineEdit()
+        self.cohort_edit.setPlaceholderText("cohort folder: sub-*/pet, sub-*/anat")
+        self.registration_combo = QComboBox()
+        self.registration_combo.addItems(["identity", "mni"])
+        self.registration_combo.setToolTip(
+            "identity: PET already in MNI space; mni: motion correction, PET->T1w "
+            "and T1w->MNI152 per subject"
+        )
+        self.batch_button = QPushButton("Run batch")
+        self.batch_button.clicked.connect(lambda: self.run_batch())
+        self.batch_status = QLabel("")
+        self.batch_status.setWordWrap(True)
+        form.addRow("cohort", self.cohort_edit)
+        form.addRow("registration", self.registration_combo)
+        form.addRow(self.batch_button)
+        form.addRow(self.batch_status)
+        return box
+
+    # ------------------------------------------------------------- batch
+    def run_batch(self, cohort: str | Path | None = None):
+        """Process a cohort in a worker (dask inside); returns the worker.
+
+        Maps go to ``COHORT/derivatives/napari-mor``, which then becomes the
+        folder for the statistics below. A failed subject is reported, not fatal.
+        """
+        from napari_mor.group.batch import (
+            BatchSettings,
+            cohort_atlas_inputs,
+            discover_cohort,
+            run_batch,
+        )
+
+        root = Path(cohort or self.cohort_edit.text().strip())
+        try:
+            listing = discover_cohort(root)
+            labels, mask = cohort_atlas_inputs(root)
+            settings = BatchSettings(registration=self.registration_combo.currentText())
+        except (MorError, OSError) as err:
+            show_error(str(err))
+            return None
+        out_dir = root / "derivatives" / "napari-mor"
+        progress = _BatchProgress()
+        progress.advanced.connect(self._batch_advanced)
+        self.batch_status.setText(listing.report())
+        self.progress.setRange(0, max(len(listing.subjects), 1))
+        self.progress.setValue(0)
+
+        def _report(done, total, status):
+            progress.advanced.emit(
+                done, total, f"{status['subject']}: {status['status']}"
+            )
+
+        @thread_worker
+        def _work():
+            return run_batch(
+                root, out_dir, settings, labels=labels, mask=mask, on_progress=_report
+            )
+
+        worker = _work()
+        worker.returned.connect(lambda results: self._batch_done(results, out_dir))
+        worker.errored.connect(lambda err: show_error(str(err)))
+        worker.finished.connect(lambda: self.batch_button.setEnabled(True))
+        self.batch_button.setEnabled(False)
+        self._batch_progress = progress  # kept alive while the worker runs
+        self.batch_worker = worker
+        worker.start()
+        return worker
+
+    def _batch_advanced(self, done: int, total: int, text: str) -> None:
+        self.progress.setValue(done)
+        self.batch_status.setText(f"[{done}/{total}] {text}")
+
+    def _batch_done(self, results: list[dict], out_dir: Path) -> None:
+        counts = {}
+        for status in results:
+            counts[status["status"]] = counts.get(status["status"], 0) + 1
+        failed = [
+            f"{r['subject']} ({r['message']})"
+            for r in results
+            if r["status"] == "failed"
+        ]
+        text = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        if failed:
+            text += "; failed: " + "; ".join(failed)
+        self.batch_status.setText(f"Batch done: {text}. Maps in {out_dir}.")
+        self.folder_edit.setText(str(out_dir))
 
     # ------------------------------------------------------------- inputs
     def _browse(self) -> None:

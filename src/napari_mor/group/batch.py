@@ -37,6 +37,7 @@ __all__ = [
     "SubjectInputs",
     "discover_cohort",
     "load_cohort_maps",
+    "cohort_atlas_inputs",
     "process_subject",
     "run_batch",
     "smooth_map",
@@ -433,6 +434,32 @@ def process_subject(
         return {**status, "status": "computed", "message": ""}
     except (MorError, OSError, KeyError) as err:
         return {**status, "status": "failed", "message": f"{type(err).__name__}: {err}"}
+
+
+def cohort_atlas_inputs(
+    root: str | Path, labels: str | Path | None = None, mask: str | Path | None = None
+) -> tuple[Path, Path | None]:
+    """The MNI label image and brain mask of a cohort (``root/atlas`` defaults).
+
+    Returns
+    -------
+    labels, mask : Path, Path or None
+        ``mask`` is None when neither given nor present.
+
+    Raises
+    ------
+    MorError
+        When no label image is found.
+    """
+    atlas = Path(root) / "atlas"
+    labels = Path(labels) if labels else atlas / "space-MNI_labels.nii.gz"
+    mask = Path(mask) if mask else atlas / "space-MNI_brainmask.nii.gz"
+    if not labels.is_file():
+        raise MorError(
+            f"No label image {labels}; give one in MNI space with the reference "
+            "region (--labels LABELS.nii.gz, LUT beside it)."
+        )
+    return labels, (mask if mask.is_file() else None)
 
 
 def run_batch(

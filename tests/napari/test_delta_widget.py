@@ -50,7 +50,7 @@ def fitted(make_napari_viewer, qtbot, study):
     fit.set_window_mode("two_scans")
     fit.set_mask(MASK_ROIS)  # ROI voxels: a quick voxelwise run
     worker = fit.fit_maps()
-    with qtbot.waitSignal(worker.finished, timeout=60000):
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
     delta = open_dock(viewer, "Delta-BP", DeltaWidget)
     return viewer, fit, delta

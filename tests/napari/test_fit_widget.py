@@ -133,7 +133,7 @@ def test_voxelwise_maps_in_worker_aligned_with_provenance(dock, qtbot, study):
     assert worker is not None
     progress = []
     worker.yielded.connect(progress.append)
-    with qtbot.waitSignal(worker.finished, timeout=60000):
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
     assert widget.progress.value() == 1000
     for condition in ("baseline", "challenge"):
@@ -162,7 +162,7 @@ def test_cancel_mid_way_adds_nothing(dock, qtbot, errors):
     seen = []
     worker.yielded.connect(seen.append)
     worker.yielded.connect(lambda value: widget.cancel())
-    with qtbot.waitSignal(worker.finished, timeout=60000):
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
     assert seen and seen[-1][2] < seen[-1][3]  # stopped before the last block
     assert len(viewer.layers) == n_layers and not errors
@@ -181,7 +181,7 @@ def test_save_table_and_maps(dock, qtbot, tmp_path):
     assert len(lines) == 21
     assert (tmp_path / "fits_delta.tsv").read_text().count("\n") == 11
     worker = widget.fit_maps()
-    with qtbot.waitSignal(worker.finished, timeout=60000):
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
     written = widget.save_maps(tmp_path / "maps")
     assert [p.name for p in written] == [

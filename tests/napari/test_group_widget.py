@@ -19,7 +19,7 @@ def maps_folder(tmp_path_factory):
 def _run(widget, qtbot):
     worker = widget.run_stats()
     assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=60000):
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
     qtbot.waitUntil(lambda: widget.result is not None, timeout=5000)
 

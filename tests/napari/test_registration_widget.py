@@ -208,7 +208,7 @@ def test_cancel_leaves_nothing(make_napari_viewer, qtbot, sample_study):
     widget.set_mode("motion")
     assert widget.run() is not None
     widget.cancel()
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=180_000)
     assert widget.result_layer is None
     assert [layer.name for layer in viewer.layers] == ["PET"]
     assert "Cancel" in widget.status_label.text()

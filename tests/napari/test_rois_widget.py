@@ -223,7 +223,7 @@ def test_atlas_import_in_dock(make_napari_viewer, noise_free_study, qtbot, error
     # The threaded path used by the button.
     widget.atlas_list.item(0).setSelected(True)
     worker = widget.import_atlas_async("neuromorphometrics", ["Right_Amygdala"])
-    with qtbot.waitSignal(worker.finished, timeout=20000):
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
         pass
     qtbot.waitUntil(lambda: len(widget.table_rows()) == 2, timeout=5000)
     assert widget.table_rows()[1][0] == "Right_Amygdala"

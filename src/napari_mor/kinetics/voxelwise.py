@@ -164,13 +164,22 @@ def _fit_blocks(
     block_size: int,
     info: dict,
 ) -> Generator[tuple[int, int], None, MapResult]:
-    """The block loop of :func:`iter_fit_blocks` (inputs already validated)."""
+    """The block loop of :func:`iter_fit_blocks` (inputs already validated).
+
+    BLAS runs single-threaded inside each block: the work is many tiny batched
+    solves, where BLAS threads only add overhead, and a fit running in a napari
+    worker thread must not oversubscribe the cores the GUI needs.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController()
     low, high = info["bp_range"]
     out = {name: np.full(flat.shape[1], np.nan, np.float32) for name in spec.map_params}
     n_failed = 0
     for start in range(0, indices.size, block_size):  # loop over blocks of voxels
         idx = indices[start : start + block_size]
-        batch = spec.map_solver(flat[:, idx].astype(np.float64), setup, False)
+        with blas.limit(limits=1, user_api="blas"):
+            batch = spec.map_solver(flat[:, idx].astype(np.float64), setup, False)
         bp = batch.params["bp_nd"]
         with np.errstate(invalid="ignore"):
             good = batch.ok & (bp > low) & (bp <= high)

@@ -218,7 +218,9 @@ def iter_run(
         method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=n_bins)
         if sampling_fraction < 1:
             method.SetMetricSamplingStrategy(getattr(method, sampling.upper()))
-            method.SetMetricSamplingPercentage(float(sampling_fraction), int(seed))
+            # ITK reads a seed of 0 as "seed from the wall clock" (results would
+            # change from run to run): shift so that every seed is reproducible.
+            method.SetMetricSamplingPercentage(float(sampling_fraction), int(seed) + 1)
         if fixed_mask is not None:
             method.SetMetricFixedMask(fixed_mask)
         if moving_mask is not None:

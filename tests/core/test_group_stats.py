@@ -297,3 +297,22 @@ def test_familywise_error_rate_on_null_cohorts(test):
     # 99th percentile of Binomial(40, 0.05) is 6
     limit = stats.binom.ppf(0.99, n_cohorts, alpha)
     assert voxel_hits <= limit and cluster_hits <= limit, (voxel_hits, cluster_hits)
+
+
+def test_t_maps_equal_nilearn_permuted_ols():
+    """Cross-check against nilearn's mass-univariate OLS (one-sample and slope)."""
+    from nilearn.mass_univariate import permuted_ols
+
+    rng = np.random.default_rng(7)
+    delta = rng.normal(0.05, 0.2, (18, 300))
+    trait = rng.normal(0, 1, 18)
+    ours = one_sample_test(delta)
+    theirs = permuted_ols(
+        np.ones((18, 1)), delta, model_intercept=False, n_perm=0, output_type="dict"
+    )
+    np.testing.assert_allclose(ours.t, theirs["t"][0], rtol=1e-8)
+    slope = correlation_test(delta, trait, method="pearson")
+    theirs = permuted_ols(
+        trait[:, None], delta, model_intercept=True, n_perm=0, output_type="dict"
+    )
+    np.testing.assert_allclose(slope.t, theirs["t"][0], rtol=1e-8)

@@ -18,7 +18,6 @@ from napari.utils.colormaps import Colormap
 from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -26,12 +25,10 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
     QSlider,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -48,7 +45,12 @@ from napari_mor._fit_inputs import (
     value_at_world,
     write_rows_tsv,
 )
-from napari_mor._napari._dock import on_layer_list_change, scrolling_sections
+from napari_mor._napari._dock import (
+    button_row,
+    on_layer_list_change,
+    read_only_table,
+    scrolling_sections,
+)
 from napari_mor._napari._fit_widget import notify_errors
 from napari_mor._napari._layers import labels_from_layer, spatial_affine_of
 
@@ -189,21 +191,12 @@ class DeltaWidget(QWidget):
     def _build_table_box(self) -> QGroupBox:
         box = QGroupBox("Mean per ROI")
         layout = QVBoxLayout(box)
-        self.table = QTableWidget(0, len(_TABLE_HEADERS))
-        self.table.setHorizontalHeaderLabels(_TABLE_HEADERS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Interactive
-        )
-        self.table.setMinimumHeight(200)
+        self.table = read_only_table(_TABLE_HEADERS, min_height=200)
         layout.addWidget(self.table)
-        row = QHBoxLayout()
-        save_maps = QPushButton("Save maps (NIfTI + JSON)…")
-        save_maps.clicked.connect(self._save_maps_dialog)
-        save_table = QPushButton("Save table (TSV)…")
-        save_table.clicked.connect(self._save_table_dialog)
-        row.addWidget(save_maps)
-        row.addWidget(save_table)
+        row, _ = button_row(
+            ("Save maps (NIfTI + JSON)…", self._save_maps_dialog),
+            ("Save table (TSV)…", self._save_table_dialog),
+        )
         layout.addLayout(row)
         return box
 

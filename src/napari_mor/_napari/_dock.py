@@ -1,10 +1,20 @@
-"""Scaffolding shared by the napari-mor docks: scrolling layout, layer events."""
+"""Scaffolding shared by the napari-mor docks: layout, tables, buttons, events."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 def scrolling_sections(dock: QWidget, sections: Iterable[QWidget]) -> QVBoxLayout:
@@ -34,3 +44,25 @@ def on_layer_list_change(viewer, callback: Callable) -> None:
         viewer.layers.events.changed,
     ):
         event.connect(callback)
+
+
+def read_only_table(headers, min_height: int = 120) -> QTableWidget:
+    """A table users can read and select in, not edit, with resizable columns."""
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(list(headers))
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    table.setMinimumHeight(min_height)
+    return table
+
+
+def button_row(*buttons: tuple[str, Callable]) -> tuple[QHBoxLayout, list[QPushButton]]:
+    """A row of push buttons, each ``(text, slot)``; returns the layout and buttons."""
+    row = QHBoxLayout()
+    made = []
+    for text, slot in buttons:
+        button = QPushButton(text)
+        button.clicked.connect(slot)
+        row.addWidget(button)
+        made.append(button)
+    return row, made

@@ -30,7 +30,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QProgressBar,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -57,7 +56,12 @@ from napari_mor._fit_inputs import (
     uptake_mask,
     write_rows_tsv,
 )
-from napari_mor._napari._dock import on_layer_list_change, scrolling_sections
+from napari_mor._napari._dock import (
+    button_row,
+    on_layer_list_change,
+    read_only_table,
+    scrolling_sections,
+)
 from napari_mor._napari._fit_plots import (
     FitCurvePlotDock,
     LoganPlotDock,
@@ -276,16 +280,13 @@ class FitWidget(QWidget):
     def _build_run_box(self) -> QGroupBox:
         box = QGroupBox("Run")
         layout = QVBoxLayout(box)
-        buttons = QHBoxLayout()
-        self.fit_rois_button = QPushButton("Fit ROIs")
-        self.fit_rois_button.clicked.connect(self.fit_rois)
-        self.fit_maps_button = QPushButton("Fit maps (voxelwise)")
-        self.fit_maps_button.clicked.connect(self.fit_maps)
-        self.cancel_button = QPushButton("Cancel")
+        buttons, made = button_row(
+            ("Fit ROIs", self.fit_rois),
+            ("Fit maps (voxelwise)", self.fit_maps),
+            ("Cancel", self.cancel),
+        )
+        self.fit_rois_button, self.fit_maps_button, self.cancel_button = made
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        for button in (self.fit_rois_button, self.fit_maps_button, self.cancel_button):
-            buttons.addWidget(button)
         layout.addLayout(buttons)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -318,21 +319,12 @@ class FitWidget(QWidget):
                 "activation (reduced availability, endogenous opioid release)."
             )
         )
-        self.delta_table = QTableWidget(0, len(_DELTA_HEADERS))
-        self.delta_table.setHorizontalHeaderLabels(_DELTA_HEADERS)
-        self.delta_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.delta_table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.Interactive
-        )
-        self.delta_table.setMinimumHeight(120)
+        self.delta_table = read_only_table(_DELTA_HEADERS)
         layout.addWidget(self.delta_table)
-        row = QHBoxLayout()
-        save_table = QPushButton("Save table (TSV)…")
-        save_table.clicked.connect(self._save_table_dialog)
-        save_maps = QPushButton("Save maps (NIfTI + JSON)…")
-        save_maps.clicked.connect(self._save_maps_dialog)
-        row.addWidget(save_table)
-        row.addWidget(save_maps)
+        row, _ = button_row(
+            ("Save table (TSV)…", self._save_table_dialog),
+            ("Save maps (NIfTI + JSON)…", self._save_maps_dialog),
+        )
         layout.addLayout(row)
         return box
 

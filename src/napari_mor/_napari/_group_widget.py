@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 
 import napari
 from napari_mor._errors import MorError
+from napari_mor._napari._dock import button_row
 from napari_mor._napari._plot_base import BasePlotDock
 
 _TABLE_COLUMNS = (
@@ -201,16 +202,13 @@ class GroupWidget(QWidget):
         form.addRow("connectivity", self.conn_combo)
         form.addRow("peak atlas", self.atlas_combo)
         layout.addLayout(form)
-        buttons = QHBoxLayout()
-        self.run_button = QPushButton("Run statistics")
-        self.run_button.clicked.connect(self.run_stats)
-        self.load_button = QPushButton("Load results")
-        self.load_button.clicked.connect(self.load_results)
-        self.cancel_button = QPushButton("Cancel")
+        buttons, made = button_row(
+            ("Run statistics", self.run_stats),
+            ("Load results", self.load_results),
+            ("Cancel", self.cancel),
+        )
+        self.run_button, self.load_button, self.cancel_button = made
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        for b in (self.run_button, self.load_button, self.cancel_button):
-            buttons.addWidget(b)
         layout.addLayout(buttons)
         self.progress = QProgressBar()
         layout.addWidget(self.progress)

@@ -119,3 +119,25 @@ def test_writer_saves_layer_with_affine_and_timing(
     assert np.array_equal(
         np.asarray(nib.load(str(labels_out)).dataobj), labels_layer.data
     )
+
+
+def test_delta_map_opens_with_provenance_and_signed_colours(
+    make_napari_viewer, tmp_path
+):
+    from napari_mor.maps import write_map
+
+    data = np.zeros((5, 5, 5), np.float32)
+    data[1, 1, 1], data[3, 3, 3] = 0.3, -0.1
+    path = write_map(
+        tmp_path / "sub_delta_bp.nii.gz",
+        data,
+        np.eye(4),
+        {"Quantity": "delta_bp_nd", "Model": "logan"},
+    )
+    viewer = make_napari_viewer()
+    layer = _open(viewer, path)
+    assert layer.metadata["provenance"]["Model"] == "logan"
+    assert layer.colormap.name == "bwr"
+    low, high = layer.contrast_limits
+    assert low == pytest.approx(-high) and high > 0
+    assert "positive = activation" in layer.metadata["sign_convention"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -66,6 +67,10 @@ def classify_image_file(path: str | Path) -> str:
     return "volume"
 
 
+#: Map quantities (sidecar ``Quantity``) shown with a diverging colormap at 0.
+_SIGNED_QUANTITIES = ("delta_bp_nd", "pct_delta_bp_nd")
+
+
 def read_image_file(path: str | Path) -> list[tuple]:
     """Layer data for one file; warnings from the loaders become napari warnings."""
     kind = classify_image_file(path)
@@ -76,9 +81,36 @@ def read_image_file(path: str | Path) -> list[tuple]:
         elif kind == "labels":
             layer = labels_layer_data(load_labels(path))
         else:
-            layer = volume_layer_data(load_volume(path))
+            layer = _with_map_display(volume_layer_data(load_volume(path)), path)
     _show_warnings(caught)
     return [layer]
+
+
+def _with_map_display(layer: tuple, path: str | Path) -> tuple:
+    """A napari-mor map keeps its provenance; delta-BP maps get signed colours."""
+    sidecar = Path(strip_image_suffix(path)).with_suffix(".json")
+    if not sidecar.is_file():
+        return layer
+    try:
+        provenance = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return layer
+    data, kwargs, layer_type = layer
+    kwargs["metadata"] = {**kwargs["metadata"], "provenance": provenance}
+    if provenance.get("Quantity") in _SIGNED_QUANTITIES:
+        limit = (
+            float(np.nanpercentile(np.abs(data[data != 0]), 99)) if data.any() else 1.0
+        )
+        kwargs.update(
+            colormap="bwr",
+            contrast_limits=(-limit, limit),
+            blending="translucent_no_depth",
+            opacity=0.8,
+        )
+        kwargs["metadata"]["sign_convention"] = (
+            "delta-BP = BP_baseline - BP_challenge; positive = activation"
+        )
+    return data, kwargs, layer_type
 
 
 def _show_warnings(caught) -> None:

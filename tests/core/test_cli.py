@@ -102,6 +102,9 @@ def test_help_is_fast_and_imports_no_gui():
         "study",
         "group",
         "registration",
+        "rois.space",
+        "_fit_inputs",
+        "group.batch",
     ],
 )
 def test_core_modules_never_import_napari_or_qt(module):

@@ -158,15 +158,10 @@ def _same_grid(image, pet, what: str) -> None:
         )
 
 
-def _mean_tac(pet, mask: np.ndarray, what: str) -> np.ndarray:
-    if not np.any(mask):
-        raise MorError(f"{what} has no voxels; check the mask or label value.")
-    return pet.data[:, mask].astype(np.float64).mean(axis=1)
-
-
 def _load_inputs(args):
     """PET, reference TAC and description, label image (or None), input files."""
     from napari_mor.io import load_labels, load_pet, load_volume
+    from napari_mor.rois import mask_mean_tac
 
     pet = load_pet(args.pet, frames_tsv=args.frames)
     inputs = [args.pet] + [p for p in (args.frames, args.lut, args.mask) if p]
@@ -189,7 +184,7 @@ def _load_inputs(args):
         ref_mask = volume.data > 0
         ref_name = f"mask {args.ref_mask.name}"
         inputs.append(args.ref_mask)
-    ref = _mean_tac(pet, ref_mask, f"Reference region {ref_name}")
+    ref = mask_mean_tac(pet, ref_mask, f"Reference region {ref_name}")
     return pet, ref, ref_name, labels, inputs
 
 
@@ -213,6 +208,7 @@ def _fit(args) -> None:
 
 def _fit_rois(args, pet, ref, labels) -> None:
     from napari_mor.kinetics import fit_roi
+    from napari_mor.rois import mask_mean_tac
 
     roi_labels = [int(v) for v in labels.present_labels if int(v) != args.ref_label]
     if not roi_labels:
@@ -221,7 +217,7 @@ def _fit_rois(args, pet, ref, labels) -> None:
         )
     names = [labels.name_of(v) for v in roi_labels]
     tacs = np.stack(
-        [_mean_tac(pet, labels.data == v, f"Label {v}") for v in roi_labels], axis=1
+        [mask_mean_tac(pet, labels.data == v, f"Label {v}") for v in roi_labels], axis=1
     )
     fits = fit_roi(tacs, ref, pet.timing, args.model, names=names, **_options(args))
     rows = [

@@ -573,14 +573,12 @@ class MapJob:
 
 
 def _ref_tac(pet: DynamicPET, labels: LabelImage, ref_label: int) -> np.ndarray:
-    on_grid = labels_on_grid(labels, pet)
-    ref_mask = on_grid.data == int(ref_label)
-    if not np.any(ref_mask):
-        raise MorError(
-            f"The reference label {ref_label} has no voxels on the PET grid; pick "
-            "another reference ROI or draw it."
-        )
-    return pet.data[:, ref_mask].astype(np.float64).mean(axis=1)
+    from napari_mor.rois import mask_mean_tac
+
+    ref_mask = labels_on_grid(labels, pet).data == int(ref_label)
+    return mask_mean_tac(
+        pet, ref_mask, f"The reference label {ref_label} (pick another reference ROI)"
+    )
 
 
 def map_jobs(

@@ -84,11 +84,13 @@ def test_batch_runs_caches_and_reports_failures(bids, tmp_path):
     from napari_mor.io import load_labels
 
     lab = load_labels(labels)
-    ref = pet.data[:, lab.data == lab.label_of("occipital_ref")].mean(1)
+    from napari_mor.rois import mask_mean_tac
+
+    ref = mask_mean_tac(pet, lab.data == lab.label_of("occipital_ref"))
     import nibabel as nib
 
     brain = np.asarray(nib.load(str(mask)).dataobj) > 0
-    high = pet.data[:, lab.data == lab.label_of("midline_thalamus")].mean(1)
+    high = mask_mean_tac(pet, lab.data == lab.label_of("midline_thalamus"))
     k2p = estimate_k2p(high, ref, pet.timing, window=settings.windows_min["baseline"])
     fits = bp_maps(
         pet.data, brain, ref, pet.timing, "mrtm2", settings.windows_min, k2p_per_min=k2p

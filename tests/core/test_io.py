@@ -319,3 +319,31 @@ def test_warning_free_round_trip(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_pet(write_pet(tmp_path / "a_pet.nii.gz", _pet()))
+
+
+def test_nan_voxels_are_left_out_of_mean_tacs(tmp_path):
+    from napari_mor.rois import mask_mean_tac
+
+    path = tmp_path / "p.nii.gz"
+    data = np.full((4, 4, 4, 5), 2.0, np.float32)
+    data[1, 1, 1, 3] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    Path(tmp_path / "p.json").write_text(json.dumps(_sidecar()))
+    with pytest.warns(MorWarning):
+        pet = load_pet(path)
+    mask = np.zeros((4, 4, 4), bool)
+    mask[:2, :2, :2] = True
+    np.testing.assert_allclose(mask_mean_tac(pet, mask), 2.0)  # not (7 * 2 + 0) / 8
+    only_bad = np.zeros_like(mask)
+    only_bad[1, 1, 1] = True
+    with pytest.raises(MorError, match="no \\(finite\\) voxels"):
+        mask_mean_tac(pet, only_bad, "Reference")
+
+
+def test_parametric_maps_keep_nan_when_asked(tmp_path):
+    data = np.ones((3, 3, 3), np.float32)
+    data[0, 0, 0] = np.nan
+    path = write_nifti(tmp_path / "bp.nii.gz", data, np.eye(4))
+    assert np.isnan(load_volume(path, keep_nan=True).data[0, 0, 0])
+    with pytest.warns(MorWarning):
+        assert load_volume(path).data[0, 0, 0] == 0.0

@@ -49,7 +49,9 @@ def fitted(make_napari_viewer, qtbot, study):
     fit.set_model("logan")
     fit.set_window_mode("two_scans")
     fit.set_mask(MASK_ROIS)  # ROI voxels: a quick voxelwise run
-    worker = fit.fit_maps()
+    fit.fit_maps_button.click()  # as a user does (Qt passes `checked`)
+    worker = fit.worker
+    assert worker is not None
     with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
     delta = open_dock(viewer, "Delta-BP", DeltaWidget)
@@ -62,7 +64,7 @@ def test_delta_from_fit_dock_layers_recovers_the_pattern(fitted, study):
     assert dock.base_combo.currentText() == "BP_ND baseline [logan]"
     assert dock.chal_combo.currentText() == "BP_ND challenge [logan]"
     dock.labels_combo.setCurrentText("regions")
-    dock.compute()
+    dock.compute_button.click()  # as a user does (Qt passes `checked`)
     base = viewer.layers["BP_ND baseline [logan]"].data
     chal = viewer.layers["BP_ND challenge [logan]"].data
     layer = viewer.layers[DELTA_NAME]

@@ -71,6 +71,8 @@ def test_roi_fit_gives_the_core_numbers_and_plots(dock, study):
     _viewer, widget = dock
     widget.set_model("mrtm")
     widget.set_window_mode("preset")
+    widget.fit_rois_button.click()  # as a user does (Qt passes `checked`)
+    assert widget.table.rowCount() > 0
     fits = widget.fit_rois()
     table = extract_tacs(study.pet, study.labels)
     names = [n for n in table.names if n != "occipital_ref"]

@@ -128,6 +128,7 @@ def test_delta_map_opens_with_provenance_and_signed_colours(
 
     data = np.zeros((5, 5, 5), np.float32)
     data[1, 1, 1], data[3, 3, 3] = 0.3, -0.1
+    data[0, 0, 0] = np.nan  # failed fit: must stay NaN, not become 0
     path = write_map(
         tmp_path / "sub_delta_bp.nii.gz",
         data,
@@ -137,6 +138,7 @@ def test_delta_map_opens_with_provenance_and_signed_colours(
     viewer = make_napari_viewer()
     layer = _open(viewer, path)
     assert layer.metadata["provenance"]["Model"] == "logan"
+    assert np.isnan(layer.data[0, 0, 0]) and layer.data[1, 1, 1] == pytest.approx(0.3)
     assert layer.colormap.name == "bwr"
     low, high = layer.contrast_limits
     assert low == pytest.approx(-high) and high > 0

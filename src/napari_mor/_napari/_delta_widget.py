@@ -135,7 +135,7 @@ class DeltaWidget(QWidget):
         self.min_bp_spin.setToolTip("percent delta-BP is NaN where BP_baseline < this")
         form.addRow("%ΔBP: min BP_base", self.min_bp_spin)
         self.compute_button = QPushButton("Compute delta-BP")
-        self.compute_button.clicked.connect(self.compute)
+        self.compute_button.clicked.connect(lambda: self.compute())
         form.addRow(self.compute_button)
         for combo in (self.base_combo, self.chal_combo):
             combo.currentIndexChanged.connect(self._update_cli)

@@ -57,12 +57,16 @@ def read_only_table(headers, min_height: int = 120) -> QTableWidget:
 
 
 def button_row(*buttons: tuple[str, Callable]) -> tuple[QHBoxLayout, list[QPushButton]]:
-    """A row of push buttons, each ``(text, slot)``; returns the layout and buttons."""
+    """A row of push buttons, each ``(text, slot)``; returns the layout and buttons.
+
+    Slots are called without arguments: Qt's ``clicked(checked)`` would otherwise
+    be passed on to wrapped slots that accept ``*args``.
+    """
     row = QHBoxLayout()
     made = []
     for text, slot in buttons:
         button = QPushButton(text)
-        button.clicked.connect(slot)
+        button.clicked.connect(lambda *_, slot=slot: slot())
         row.addWidget(button)
         made.append(button)
     return row, made

@@ -121,7 +121,7 @@ def notify_errors(func):
     return wrapper
 
 
-@thread_worker
+@thread_worker(ignore_errors=True)
 def _fit_maps_worker(jobs_kwargs: list[dict]):
     """Run :func:`kinetics.iter_fit_blocks` for each job, yielding progress.
 

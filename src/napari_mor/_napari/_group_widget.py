@@ -286,7 +286,7 @@ class GroupWidget(QWidget):
                 done, total, f"{status['subject']}: {status['status']}"
             )
 
-        @thread_worker
+        @thread_worker(ignore_errors=True)
         def _work():
             return run_batch(
                 root, out_dir, settings, labels=labels, mask=mask, on_progress=_report
@@ -359,7 +359,9 @@ class GroupWidget(QWidget):
         self.progress.setRange(0, total)
         self.progress.setValue(0)
 
-        @thread_worker(progress={"total": total, "desc": "Group permutations"})
+        @thread_worker(
+            progress={"total": total, "desc": "Group permutations"}, ignore_errors=True
+        )
         def _work():
             return (yield from iter_group_stats(**kwargs))
 

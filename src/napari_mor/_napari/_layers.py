@@ -51,7 +51,7 @@ def pet_layer_data(pet: DynamicPET, name: str | None = None) -> LayerDataTuple:
 
 def volume_layer_data(volume: Volume, name: str | None = None) -> LayerDataTuple:
     """napari Image layer data for an MR or other 3D image."""
-    low, high = np.percentile(volume.data, (0.5, 99.5))
+    low, high = np.nanpercentile(volume.data, (0.5, 99.5))
     kwargs = {
         "name": name or _stem(volume.path, "MR"),
         "affine": volume.affine,
@@ -117,6 +117,11 @@ def pet_from_layer(layer) -> DynamicPET:
         timing=timing,
         decay_corrected=meta.get("decay_corrected"),
         radionuclide=meta.get("radionuclide"),
+        nonfinite_mask=(
+            np.asarray(meta["nonfinite_mask"], dtype=bool)
+            if "nonfinite_mask" in meta
+            else None
+        ),
         path=Path(meta["source_path"]) if meta.get("source_path") else None,
     )
 

@@ -81,19 +81,26 @@ def read_image_file(path: str | Path) -> list[tuple]:
         elif kind == "labels":
             layer = labels_layer_data(load_labels(path))
         else:
-            layer = _with_map_display(volume_layer_data(load_volume(path)), path)
+            provenance = _map_provenance(path)
+            volume = load_volume(path, keep_nan="Quantity" in provenance)
+            layer = _with_map_display(volume_layer_data(volume), provenance)
     _show_warnings(caught)
     return [layer]
 
 
-def _with_map_display(layer: tuple, path: str | Path) -> tuple:
-    """A napari-mor map keeps its provenance; delta-BP maps get signed colours."""
+def _map_provenance(path: str | Path) -> dict:
+    """The JSON sidecar of an image written by napari-mor (empty if none)."""
     sidecar = Path(strip_image_suffix(path)).with_suffix(".json")
-    if not sidecar.is_file():
-        return layer
     try:
-        provenance = json.loads(sidecar.read_text(encoding="utf-8"))
+        content = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
+def _with_map_display(layer: tuple, provenance: dict) -> tuple:
+    """A napari-mor map keeps its provenance; delta-BP maps get signed colours."""
+    if not provenance:
         return layer
     data, kwargs, layer_type = layer
     kwargs["metadata"] = {**kwargs["metadata"], "provenance": provenance}

@@ -769,7 +769,12 @@ class RoiWidget(QWidget):
             show_error(str(err))
             return None
         worker = create_worker(
-            self._atlas_on_pet_grid, key, names, self._atlas_kwargs(), grid
+            self._atlas_on_pet_grid,
+            key,
+            names,
+            self._atlas_kwargs(),
+            grid,
+            _ignore_errors=True,
         )
         worker.returned.connect(self._on_atlas_returned)
         worker.errored.connect(self._on_worker_error)

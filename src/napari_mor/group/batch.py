@@ -351,6 +351,7 @@ def process_subject(
     """
     from napari_mor.io import load_pet, write_json
     from napari_mor.maps import bp_maps, delta_bp, map_provenance, write_map
+    from napari_mor.rois import mask_mean_tac
 
     out_dir = Path(out_dir)
     labels_path = Path(labels_path)
@@ -390,7 +391,7 @@ def process_subject(
             brain = _load_on_grid(mask_path, shape, pet.affine, "mask").data > 0
         else:
             brain = pet.data.mean(axis=0) > 0
-        ref_tac = pet.data[:, ref_mask].mean(axis=1)
+        ref_tac = mask_mean_tac(pet, ref_mask, f"Reference {settings.ref_region}")
         options = dict(settings.model_options)
         if (
             settings.model in ("mrtm2", "srtm2")
@@ -399,9 +400,9 @@ def process_subject(
         ):
             from napari_mor.kinetics import estimate_k2p
 
-            high = pet.data[:, labels.data == labels.label_of(settings.k2p_region)]
+            high = labels.data == labels.label_of(settings.k2p_region)
             options["k2p_per_min"] = estimate_k2p(
-                high.mean(axis=1),
+                mask_mean_tac(pet, high, settings.k2p_region),
                 ref_tac,
                 pet.timing,
                 window=tuple(settings.windows_min["baseline"]),

@@ -100,8 +100,16 @@ class DynamicPET:
         return tuple(int(n) for n in self.data.shape[1:])
 
     def metadata(self) -> dict:
-        """Timing, units and origin as a plain dict (for ``layer.metadata``)."""
+        """Timing, units and origin as a plain dict (for ``layer.metadata``).
+
+        ``nonfinite_mask`` (bool array) is included only when voxels were masked,
+        so that fits on the layer leave them out too.
+        """
+        extra = {}
+        if self.nonfinite_mask is not None and self.nonfinite_mask.any():
+            extra["nonfinite_mask"] = self.nonfinite_mask
         return {
+            **extra,
             "kind": "dynamic_pet",
             "frame_start_s": self.timing.frame_start_s.tolist(),
             "frame_duration_s": self.timing.frame_duration_s.tolist(),

@@ -83,10 +83,18 @@ class LabelImage:
         return values[values != 0]
 
 
-def load_volume(path: str | Path) -> Volume:
-    """Load a 3D image (MR, mask) as float32.
+def load_volume(path: str | Path, keep_nan: bool = False) -> Volume:
+    """Load a 3D image (MR, mask, parametric map) as float32.
 
     A 4D file with one volume is accepted as 3D.
+
+    Parameters
+    ----------
+    path : str or Path
+    keep_nan : bool
+        Keep NaN voxels (parametric maps mark voxels outside the mask or with a
+        failed fit as NaN; reading them as 0 would fake a BP of 0). By default
+        NaN/Inf become 0 with a warning (MR, masks).
 
     Raises
     ------
@@ -103,7 +111,7 @@ def load_volume(path: str | Path) -> Volume:
             f"{path} has shape {data.shape}; a 3D image (x, y, z) was expected. "
             "For dynamic PET use the PET loader; for a single frame extract it first."
         )
-    nonfinite = ~np.isfinite(data)
+    nonfinite = np.isinf(data) if keep_nan else ~np.isfinite(data)
     if nonfinite.any():
         warnings.warn(
             f"{path}: {int(nonfinite.sum())} NaN/Inf voxels were set to 0.",

@@ -50,7 +50,13 @@ from napari_mor.rois.spheres import (
     sphere_mask,
     sphere_volume_ml,
 )
-from napari_mor.rois.tacs import TacTable, extract_tacs, read_tacs_tsv, write_tacs_tsv
+from napari_mor.rois.tacs import (
+    TacTable,
+    extract_tacs,
+    mask_mean_tac,
+    read_tacs_tsv,
+    write_tacs_tsv,
+)
 
 __all__ = [
     "ATLASES",
@@ -80,6 +86,7 @@ __all__ = [
     "load_atlas_regions",
     "load_mni_template",
     "load_roi_set",
+    "mask_mean_tac",
     "merge_rois",
     "mni_space_warning",
     "next_free_label",

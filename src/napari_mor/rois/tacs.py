@@ -62,6 +62,40 @@ def _check_same_grid(pet: DynamicPET, labels: LabelImage) -> None:
         )
 
 
+def mask_mean_tac(
+    pet: DynamicPET, mask: np.ndarray, what: str = "Region"
+) -> np.ndarray:
+    """Mean TAC over a boolean mask on the PET grid, leaving out non-finite voxels.
+
+    Parameters
+    ----------
+    pet : DynamicPET
+        Dynamic PET, kBq/mL. Voxels flagged in ``pet.nonfinite_mask`` (NaN/Inf in
+        the file, stored as 0) are excluded.
+    mask : ndarray of bool, shape (x, y, z)
+    what : str
+        Name of the region in the error message.
+
+    Returns
+    -------
+    tac_kbq_ml : ndarray, shape (n_frames,), float64
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != pet.spatial_shape:
+        raise MorError(
+            f"{what}: mask shape {mask.shape} differs from the PET grid "
+            f"{pet.spatial_shape}; resample it onto the PET grid first."
+        )
+    if pet.nonfinite_mask is not None:
+        mask = mask & ~pet.nonfinite_mask
+    if not mask.any():
+        raise MorError(
+            f"{what} has no (finite) voxels on the PET grid; check the mask or "
+            "label value."
+        )
+    return pet.data[:, mask].astype(np.float64).mean(axis=1)
+
+
 def extract_tacs(pet: DynamicPET, labels: LabelImage) -> TacTable:
     """Mean, SD and voxel count per label and frame, vectorised over voxels.
 

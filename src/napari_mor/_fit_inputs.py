@@ -403,6 +403,19 @@ def with_shared_k2p(inputs: FitInputs, tacs: RoiTacs) -> FitInputs:
     return replace(inputs, k2p_per_min=k2p)
 
 
+def with_k2p_used(inputs: FitInputs, fits: Mapping[str, Sequence]) -> FitInputs:
+    """Inputs whose k2' is the one the fits used (so the CLI line reproduces them).
+
+    ``fits`` maps conditions to RoiFit or MapResult lists (anything with
+    ``k2p_per_min``); a single finite k2' across them is written into the inputs.
+    """
+    if inputs.k2p_per_min is not None:
+        return inputs
+    used = {f.k2p_per_min for fit_list in fits.values() for f in fit_list}
+    used = {k for k in used if np.isfinite(k)}
+    return replace(inputs, k2p_per_min=used.pop()) if len(used) == 1 else inputs
+
+
 def fit_rois(
     inputs: FitInputs,
     pet: DynamicPET,

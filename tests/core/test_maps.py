@@ -219,3 +219,22 @@ def test_cli_errors_exit_2(study_files, tmp_path, capsys):
     assert _run(["delta", str(paths["brain"]), str(other), "--out",
                  str(tmp_path / "d.nii.gz")]) == 2  # fmt: skip
     assert "same" in capsys.readouterr().err
+
+
+def test_bp_maps_share_one_k2p_across_windows():
+    """MRTM2 without k2': estimated once (first window), used for every window."""
+    from napari_mor.maps import bp_maps
+    from napari_mor.sample import make_sample_study
+
+    study = make_sample_study(seed=0, noise_cv=0.0, pet_voxel_mm=6.0, mr_voxel_mm=6.0)
+    ref = study.pet.data[:, study.labels.data == 1].mean(axis=1)
+    results = bp_maps(
+        study.pet.data,
+        study.brain_mask,
+        ref,
+        study.pet.timing,
+        "mrtm2",
+        study.windows_min,
+    )
+    k2p = {result.k2p_per_min for result in results.values()}
+    assert len(k2p) == 1 and abs(k2p.pop() - 0.2) < 0.02

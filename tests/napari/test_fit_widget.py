@@ -197,6 +197,8 @@ def test_save_table_and_maps(dock, qtbot, tmp_path):
     sidecar = json.loads((tmp_path / "maps" / "bp_nd_baseline.json").read_text())
     assert sidecar["Model"] == "mrtm2" and np.isfinite(sidecar["K2PrimePerMin"])
     assert sidecar["SoftwareVersion"] and sidecar["Condition"] == "baseline"
+    # k2' "auto": the equivalent command carries the value the fits used
+    assert f"--k2p {sidecar['K2PrimePerMin']:g}" in widget.cli_text()
 
 
 def test_errors_notify_and_viewer_lives(dock, errors, study):

@@ -10,6 +10,7 @@ layers. No science here.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ from napari_mor._fit_inputs import (
     map_jobs,
     map_metadata,
     uptake_mask,
+    with_k2p_used,
     write_rows_tsv,
 )
 from napari_mor._napari._dock import (
@@ -573,6 +575,12 @@ class FitWidget(QWidget):
         except MorError as err:
             self.cli_box.setPlainText(f"# incomplete inputs: {err}")
             return
+        fitted = self.inputs
+        if (
+            fitted is not None
+            and replace(fitted, k2p_per_min=inputs.k2p_per_min) == inputs
+        ):
+            inputs = fitted  # k2' "auto": show the value the fits used
         lines = ["# ROI table per condition:"]
         lines += inputs.cli_commands("OUT", rois_only=True)
         if kinetics.MODELS[inputs.model].map_solver is not None:
@@ -598,7 +606,7 @@ class FitWidget(QWidget):
         inputs = self.collect_inputs()
         pet, labels, chal = self._core_objects(inputs)
         fits, tacs = fit_rois(inputs, pet, labels, chal)
-        self.inputs, self.fits, self.tacs = inputs, fits, tacs
+        self.inputs, self.fits, self.tacs = with_k2p_used(inputs, fits), fits, tacs
         first = next(iter(tacs.values()))
         self.roi_labels = [int(v) for v in first.labels]
         self._fill_table()
@@ -786,7 +794,10 @@ class FitWidget(QWidget):
             self.map_results[job.condition] = result
             self.map_layers[job.condition] = layer
             added.append(layer)
-        self.inputs = inputs
+        self.inputs = with_k2p_used(
+            inputs, {c: [r] for c, r in self.map_results.items()}
+        )
+        self._update_cli()
         failed = sum(r.n_failed for r in results)
         self.status_label.setText(
             f"Added {', '.join(layer.name for layer in added)} ({failed} failed "

@@ -120,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     except MorError as err:
         print(f"napari-mor {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # unreadable input, output folder that is a file, ...
+        print(
+            f"napari-mor {args.command}: error: {err.strerror or err}: "
+            f"{err.filename or ''}; check the path and its permissions.",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

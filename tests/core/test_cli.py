@@ -118,3 +118,21 @@ def test_core_modules_never_import_napari_or_qt(module):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_unwritable_output_is_a_clear_error(sample_files, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(
+        [
+            "tacs",
+            str(sample_files["pet"]),
+            "--labels",
+            str(sample_files["labels"]),
+            "--out",
+            str(blocker / "tacs.tsv"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "check the path" in err and "Traceback" not in err

@@ -347,3 +347,16 @@ def test_parametric_maps_keep_nan_when_asked(tmp_path):
     assert np.isnan(load_volume(path, keep_nan=True).data[0, 0, 0])
     with pytest.warns(MorWarning):
         assert load_volume(path).data[0, 0, 0] == 0.0
+
+
+def test_injection_start_must_be_a_number(tmp_path):
+    path = _write_4d(tmp_path / "p.nii.gz", 5, _sidecar(InjectionStart="abc"))
+    with pytest.raises(MorError, match="InjectionStart 'abc' is not a number"):
+        load_pet(path)
+
+
+def test_frames_tsv_that_is_not_text(tmp_path):
+    tsv = tmp_path / "frames.tsv"
+    tsv.write_bytes(b"frame_start\tframe_duration\n\xff\xfe\x00\x01")
+    with pytest.raises(MorError, match="not a UTF-8 text file"):
+        read_frames_tsv(tsv)

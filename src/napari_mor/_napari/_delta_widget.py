@@ -53,6 +53,7 @@ from napari_mor._napari._dock import (
 )
 from napari_mor._napari._fit_widget import notify_errors
 from napari_mor._napari._layers import labels_from_layer, spatial_affine_of
+from napari_mor.io._nifti import strip_image_suffix
 
 SIGN_CONVENTION = (
     "ΔBP_ND = BP_baseline − BP_challenge.  Positive (red) = activation: reduced "
@@ -63,7 +64,7 @@ SIGN_CONVENTION = (
 DELTA_NAME = "delta-BP_ND"
 PCT_NAME = "%delta-BP_ND"
 _NO_LABELS = "(none)"
-_COLORMAPS = ("bwr", "RdBu_r", "PiYG", "coolwarm")
+_COLORMAPS = ("bwr", "RdBu_r", "coolwarm")  # all: positive red, negative blue
 _TABLE_HEADERS = ("ROI", "voxels", "mean ΔBP_ND", "%ΔBP of means", "BP base", "BP chal")
 
 
@@ -501,7 +502,7 @@ class DeltaWidget(QWidget):
             self, "Save delta-BP map", "delta_bp_nd.nii.gz", "NIfTI (*.nii.gz *.nii)"
         )
         if path:
-            stem = path[: -len(".nii.gz")] if path.endswith(".nii.gz") else path
+            stem = str(strip_image_suffix(path))
             self.save_maps(path, f"{stem}_pct.nii.gz")
 
     def _save_table_dialog(self) -> None:

@@ -433,7 +433,7 @@ def process_subject(
             write_map(outputs[c], data, pet.affine, prov)
         write_json(manifest_path, wanted)
         return {**status, "status": "computed", "message": ""}
-    except (MorError, OSError, KeyError) as err:
+    except Exception as err:  # one bad subject is reported, never stops the cohort
         return {**status, "status": "failed", "message": f"{type(err).__name__}: {err}"}
 
 

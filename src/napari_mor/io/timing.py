@@ -213,7 +213,13 @@ def timing_from_sidecar(
         raise MorError(
             f"{source}: FrameTimesStart/FrameDuration must be lists of numbers ({err})."
         ) from err
-    injection_start_s = float(sidecar.get("InjectionStart", 0.0) or 0.0)
+    try:
+        injection_start_s = float(sidecar.get("InjectionStart", 0.0) or 0.0)
+    except (TypeError, ValueError) as err:
+        raise MorError(
+            f"{source}: InjectionStart {sidecar.get('InjectionStart')!r} is not a "
+            "number of seconds; fix it in the sidecar."
+        ) from err
     start = start - injection_start_s
     validate_frame_timing(start, duration, n_volumes, source)
     return FrameTiming(start, duration)
@@ -232,8 +238,14 @@ def read_frames_tsv(tsv_path: str | Path, n_volumes: int | None = None) -> Frame
     tsv_path = Path(tsv_path)
     if not tsv_path.is_file():
         raise MorError(f"Frames file {tsv_path} does not exist.")
-    with tsv_path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+    try:
+        with tsv_path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+    except UnicodeDecodeError as err:
+        raise MorError(
+            f"{tsv_path} is not a UTF-8 text file ({err}); save it as tab-separated "
+            "text."
+        ) from err
     needed = {"frame_start", "frame_duration"}
     if not rows or not needed <= set(rows[0]):
         raise MorError(

@@ -164,6 +164,7 @@ def _load_inputs(args):
     from napari_mor.rois import mask_mean_tac
 
     pet = load_pet(args.pet, frames_tsv=args.frames)
+    pet.require_decay_corrected()
     inputs = [args.pet] + [p for p in (args.frames, args.lut, args.mask) if p]
     labels = None
     if args.labels is not None:
@@ -303,6 +304,19 @@ def _read_bp_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, affine_of(image, path)
 
 
+def _sidecar_of(path: Path) -> dict | None:
+    """The provenance sidecar of an input map (model, reference, windows, ...)."""
+    import json
+
+    from napari_mor.io._nifti import strip_image_suffix
+
+    sidecar = strip_image_suffix(path).with_suffix(".json")
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _delta(args) -> None:
     from napari_mor.maps import delta_bp, map_provenance, pct_delta_bp, write_map
 
@@ -319,6 +333,8 @@ def _delta(args) -> None:
     prov = map_provenance(
         input_files=[args.baseline, args.challenge],
         Definition="BP_baseline - BP_challenge (positive = reduced availability)",
+        Baseline=_sidecar_of(args.baseline),
+        Challenge=_sidecar_of(args.challenge),
     )
     write_map(
         args.out,

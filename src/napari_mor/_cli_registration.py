@@ -79,12 +79,15 @@ def add_register_parser(subparsers) -> argparse.ArgumentParser:
     coreg.add_argument("mr", type=Path, help="T1-weighted MR NIfTI")
     coreg.add_argument("--out", type=Path, required=True, help="XFM.tfm or XFM.txt")
     coreg.add_argument(
-        "--frames",
+        "--window",
         nargs=2,
         type=float,
         default=(20.0, 90.0),
         metavar=("START", "END"),
-        help="frames averaged for the mean PET, minutes (default 20 90)",
+        help="frames averaged for the mean PET, minutes from injection (default 20 90)",
+    )
+    coreg.add_argument(
+        "--frames", type=Path, help="frames TSV (frame_start, frame_duration, s)"
     )
     coreg.add_argument(
         "--init",
@@ -240,8 +243,8 @@ def _coreg(args) -> None:
     _check_transform_name(args.out)
     _check_not_input(args.out, args.pet, args.mr)
     if len(load_image(args.pet).shape) == 4:
-        pet = load_pet(args.pet)
-        moving = mean_pet_image(pet, tuple(args.frames))
+        pet = load_pet(args.pet, frames_tsv=args.frames)
+        moving = mean_pet_image(pet, tuple(args.window))
     else:
         moving = load_volume(args.pet)
     mr = load_volume(args.mr)
@@ -254,7 +257,7 @@ def _coreg(args) -> None:
         {
             **result.summary(),
             **_provenance(
-                "PET->MR rigid", [args.pet, args.mr], {"FramesMin": args.frames}
+                "PET->MR rigid", [args.pet, args.mr], {"WindowMin": list(args.window)}
             ),
         },
     )

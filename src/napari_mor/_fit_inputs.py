@@ -433,6 +433,9 @@ def fit_rois(
     """
     from napari_mor import kinetics
 
+    for scan in (pet, pet_challenge):
+        if scan is not None:
+            scan.require_decay_corrected()
     if inputs.two_scans:
         if pet_challenge is None:
             raise MorError("Two-scan mode needs a challenge PET layer; pick one.")
@@ -603,6 +606,9 @@ def map_jobs(
     """The voxelwise fits to run, validated (windows inside the scan, grids)."""
     from napari_mor.kinetics import MODELS
 
+    for scan in (pet, pet_challenge):
+        if scan is not None:
+            scan.require_decay_corrected()
     if MODELS[inputs.model].map_solver is None:
         raise MorError(
             f"Model {inputs.model!r} is fitted per ROI only; for maps choose "

@@ -360,3 +360,11 @@ def test_frames_tsv_that_is_not_text(tmp_path):
     tsv.write_bytes(b"frame_start\tframe_duration\n\xff\xfe\x00\x01")
     with pytest.raises(MorError, match="not a UTF-8 text file"):
         read_frames_tsv(tsv)
+
+
+def test_uncorrected_pet_is_refused_for_kinetics(tmp_path):
+    path = _write_4d(tmp_path / "p.nii.gz", 5, _sidecar(ImageDecayCorrected=False))
+    pet = load_pet(path)
+    with pytest.raises(MorError, match="not decay-corrected"):
+        pet.require_decay_corrected()
+    load_pet(_write_4d(tmp_path / "q.nii.gz", 5, _sidecar())).require_decay_corrected()

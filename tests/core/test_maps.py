@@ -190,6 +190,10 @@ def test_cli_fit_map_and_delta(study_files, tmp_path, model):
     np.testing.assert_allclose(p[labels == 3], 20.0, rtol=1e-4)
     assert np.all(np.isnan(p[labels == 1]))  # reference: BP ~ 0 < 0.1
     assert np.all(np.isnan(d[labels == 0]))  # outside the brain mask: no value
+    # the delta sidecar carries each input map's provenance (model, reference, ...)
+    delta_sidecar = json.loads((tmp_path / "delta.json").read_text())
+    assert delta_sidecar["Baseline"]["Model"] == model
+    assert delta_sidecar["Quantity"] == "delta_bp_nd"
 
 
 def test_cli_errors_exit_2(study_files, tmp_path, capsys):

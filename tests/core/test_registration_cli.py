@@ -81,7 +81,7 @@ def test_cli_coreg_recovers_misalignment_and_apply_uses_it(files, sample_study, 
     folder, paths, truth = files
     xfm = folder / "pet2mr.tfm"
     assert (
-        _run("coreg", paths["pet"], paths["mr"], "--out", xfm, "--frames", 20, 90) == 0
+        _run("coreg", paths["pet"], paths["mr"], "--out", xfm, "--window", 20, 90) == 0
     )
     assert "MR->PET rigid" in capsys.readouterr().out
     found = load_transform(xfm)

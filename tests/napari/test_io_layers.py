@@ -143,3 +143,16 @@ def test_delta_map_opens_with_provenance_and_signed_colours(
     low, high = layer.contrast_limits
     assert low == pytest.approx(-high) and high > 0
     assert "positive = activation" in layer.metadata["sign_convention"]
+
+
+def test_writer_saves_the_unthresholded_map(tmp_path):
+    from napari_mor._napari._writer import write_image_layer
+
+    full = np.array([[[0.05, 0.3]]], np.float32)
+    shown = np.where(np.abs(full) < 0.1, np.nan, full)
+    (out,) = write_image_layer(
+        str(tmp_path / "delta.nii.gz"),
+        shown,
+        {"name": "delta", "affine": np.eye(4), "metadata": {"unthresholded": full}},
+    )
+    np.testing.assert_allclose(np.asarray(nib.load(out).dataobj), full)

@@ -26,9 +26,10 @@ def _nifti_path(path: str) -> Path:
 
 def write_image_layer(path: str, data, meta: dict) -> list[str]:
     """Write an Image layer as NIfTI float32 on its grid (4D PET: time last)."""
-    array = np.asarray(data)
-    affine = _affine_from_meta(meta, array.ndim)
     metadata = dict(meta.get("metadata") or {})
+    # A thresholded display (Delta-BP dock) saves the full map, not the holes.
+    array = np.asarray(metadata.get("unthresholded", data))
+    affine = _affine_from_meta(meta, array.ndim)
     provenance = {"LayerName": meta.get("name"), **_plain(metadata)}
     if array.ndim == 4:
         array = np.moveaxis(array, 0, 3)

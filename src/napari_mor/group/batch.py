@@ -380,6 +380,7 @@ def process_subject(
             if {k: stored.get(k) for k in wanted} == wanted:
                 return {**status, "status": "cached", "message": "inputs unchanged"}
         pet = load_pet(subject.pet)
+        pet.require_decay_corrected()
         pet = REGISTRATIONS[settings.registration](pet, subject)
         shape = pet.spatial_shape
         labels = _load_on_grid(

@@ -84,6 +84,20 @@ class DynamicPET:
             source=str(self.path or "PET"),
         )
 
+    def require_decay_corrected(self) -> None:
+        """Raise :class:`MorError` when the sidecar says "not decay-corrected".
+
+        Reference-region models compare activity over 90 min of a 20-min
+        half-life tracer: uncorrected data would bias every parameter. Unknown
+        status (no ``ImageDecayCorrected``) is accepted.
+        """
+        if self.decay_corrected is False:
+            raise MorError(
+                f"{self.path or 'PET'} is not decay-corrected (ImageDecayCorrected is "
+                "false); kinetic models need activity decay-corrected to injection. "
+                "Decay-correct the images (or fix the sidecar if they already are)."
+            )
+
     @property
     def units(self) -> str:
         """Unit of ``data`` (always kBq/mL)."""

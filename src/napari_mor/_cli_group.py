@@ -61,7 +61,10 @@ def add_group_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--mask", type=Path, help="MNI brain mask (default atlas/...)")
     run.add_argument("--ref-region", default="occipital_ref")
     run.add_argument(
-        "--model", default="mrtm2", help="kinetic model for the maps (default mrtm2)"
+        "--model",
+        default="mrtm2",
+        choices=("logan", "mrtm", "mrtm2", "srtm2", "srtm-bf", "ratio"),
+        help="kinetic model for the maps (default mrtm2)",
     )
     run.add_argument(
         "--k2p-region",

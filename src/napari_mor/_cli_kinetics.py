@@ -18,6 +18,12 @@ from napari_mor._errors import MorError
 #: Map names written beside the BP_ND map: OUT_<suffix>.nii.gz.
 _EXTRA_MAP_SUFFIX = {"r1": "R1", "k2_per_min": "k2", "k2p_per_min": "k2p", "dvr": "DVR"}
 
+#: Help of the ``--units`` option of the commands that read PET.
+UNITS_HELP = (
+    "activity unit of the stored values when the file does not say "
+    "(Bq/mL, kBq/mL, MBq/mL, nCi/mL, uCi/mL; e.g. for ECAT)"
+)
+
 #: Columns of the ``fit --rois-only`` table.
 ROI_COLUMNS = (
     "name",
@@ -80,6 +86,7 @@ def add_fit_parser(subparsers) -> argparse.ArgumentParser:
     fit.add_argument(
         "--frames", type=Path, help="frames TSV (frame_start, frame_duration, s)"
     )
+    fit.add_argument("--units", help=UNITS_HELP)
     fit.add_argument(
         "--weights",
         choices=("none", "duration", "noise"),
@@ -163,7 +170,7 @@ def _load_inputs(args):
     from napari_mor.io import load_labels, load_pet, load_volume
     from napari_mor.rois import mask_mean_tac
 
-    pet = load_pet(args.pet, frames_tsv=args.frames)
+    pet = load_pet(args.pet, frames_tsv=args.frames, units=args.units)
     pet.require_decay_corrected()
     inputs = [args.pet] + [p for p in (args.frames, args.lut, args.mask) if p]
     labels = None

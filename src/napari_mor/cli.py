@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from napari_mor._cli_group import add_group_parser
-from napari_mor._cli_kinetics import add_delta_parser, add_fit_parser
+from napari_mor._cli_kinetics import UNITS_HELP, add_delta_parser, add_fit_parser
 from napari_mor._cli_registration import add_register_parser
 from napari_mor._errors import MorError
 
@@ -82,6 +82,7 @@ def _add_tacs_parser(commands) -> None:
     tacs.add_argument(
         "--frames", type=Path, help="frames TSV (frame_start, frame_duration, s)"
     )
+    tacs.add_argument("--units", help=UNITS_HELP)
     tacs.add_argument("--out", type=Path, required=True, help="output TSV")
     tacs.set_defaults(run=run_tacs)
 
@@ -91,7 +92,7 @@ def run_tacs(args: argparse.Namespace) -> int:
     from napari_mor.io import load_labels, load_pet
     from napari_mor.rois import extract_tacs, write_tacs_tsv
 
-    pet = load_pet(args.pet, frames_tsv=args.frames)
+    pet = load_pet(args.pet, frames_tsv=args.frames, units=args.units)
     labels = load_labels(args.labels, args.lut)
     table = extract_tacs(pet, labels)
     write_tacs_tsv(table, args.out)

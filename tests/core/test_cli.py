@@ -136,3 +136,21 @@ def test_unwritable_output_is_a_clear_error(sample_files, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "check the path" in err and "Traceback" not in err
+
+
+def test_units_option_scales_files_that_do_not_say(tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+
+    data = np.full((3, 3, 3, 4), 2000.0, np.float32)  # Bq/mL, no Units in the sidecar
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "p.nii.gz"))
+    timing = {"FrameTimesStart": [0, 60, 120, 240], "FrameDuration": [60, 60, 120, 120]}
+    (tmp_path / "p.json").write_text(json.dumps(timing))
+    labels = np.ones((3, 3, 3), np.int16)
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp_path / "roi_labels.nii.gz"))
+    out = tmp_path / "tacs.tsv"
+    argv = ["tacs", str(tmp_path / "p.nii.gz"), "--labels"]
+    argv += [str(tmp_path / "roi_labels.nii.gz"), "--units", "Bq/mL", "--out", str(out)]
+    assert main(argv) == 0
+    np.testing.assert_allclose(read_tacs_tsv(out).mean_kbq_ml, 2.0)

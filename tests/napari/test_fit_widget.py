@@ -226,3 +226,19 @@ def test_errors_notify_and_viewer_lives(dock, errors, study):
     assert widget.fit_rois() is not None
     viewer.add_points([[0, 0, 0, 0]])
     assert len(errors) == 6
+
+
+def test_windows_from_the_study_dock_are_adopted(dock):
+    viewer, widget = dock
+    layer = viewer.layers["PET baseline"]
+    layer.metadata = {
+        **layer.metadata,
+        "windows_min": {"baseline": (5.0, 40.0), "challenge": (50.0, 90.0)},
+    }
+    widget.pet_combo.setCurrentText("PET challenge")
+    widget.set_pet_layer(layer)
+    inputs = widget.collect_inputs()
+    assert dict(inputs.windows_min) == {
+        "baseline": (5.0, 40.0),
+        "challenge": (50.0, 90.0),
+    }

@@ -115,7 +115,11 @@ class DeltaWidget(QWidget):
         )
         scrolling_sections(self, sections).addStretch(1)
         on_layer_list_change(viewer, self._refresh_layer_choices)
-        viewer.mouse_drag_callbacks.append(self._on_click)
+        callbacks, on_click = viewer.mouse_drag_callbacks, self._on_click
+        callbacks.append(on_click)
+        self.destroyed.connect(
+            lambda *_: callbacks.remove(on_click) if on_click in callbacks else None
+        )
         self._refresh_layer_choices()
 
     # ------------------------------------------------------------------ UI

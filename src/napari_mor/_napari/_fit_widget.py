@@ -193,6 +193,9 @@ class FitWidget(QWidget):
         self.labels_combo = QComboBox()
         self.ref_combo = QComboBox()
         self.labels_combo.currentIndexChanged.connect(self._refresh_reference_choices)
+        self.pet_combo.currentIndexChanged.connect(
+            lambda *_: self._adopt_study_windows()
+        )
         form.addRow("PET (4D)", self.pet_combo)
         form.addRow("ROI set", self.labels_combo)
         form.addRow("Reference ROI", self.ref_combo)
@@ -459,6 +462,21 @@ class FitWidget(QWidget):
     def set_window_mode(self, mode: str) -> None:
         """``"preset"``, ``"custom"``, ``"whole"`` or ``"two_scans"``."""
         self.window_mode_combo.setCurrentIndex(self.window_mode_combo.findData(mode))
+
+    def _adopt_study_windows(self) -> None:
+        """Use the windows the Study dock stored on the PET layer, if customised."""
+        name = self.pet_combo.currentText()
+        if name not in self.viewer.layers:
+            return
+        stored = self.viewer.layers[name].metadata.get("windows_min") or {}
+        windows = {
+            c: tuple(float(v) for v in stored[c])
+            for c in DEFAULT_WINDOWS_MIN
+            if c in stored
+        }
+        default = {c: tuple(map(float, w)) for c, w in DEFAULT_WINDOWS_MIN.items()}
+        if len(windows) == len(default) and windows != default:
+            self.set_windows(windows)
 
     def set_windows(self, windows_min: dict[str, tuple[float, float]]) -> None:
         """Custom baseline/challenge windows, minutes."""

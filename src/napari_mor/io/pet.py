@@ -150,6 +150,7 @@ def unit_scale_to_kbq_ml(units: str | None, source: str) -> float:
         known = "Bq/mL, kBq/mL, MBq/mL, nCi/mL, uCi/mL, mCi/mL"
         raise MorError(
             f"{source}: unknown activity unit {units!r}; set Units in the sidecar "
+            "(or pass --units for files without one, e.g. ECAT) "
             f"to one of {known}."
         )
     return UNIT_TO_KBQ_ML[key]

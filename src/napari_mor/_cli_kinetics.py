@@ -187,6 +187,11 @@ def _load_inputs(args):
     else:
         if args.rois_only:
             raise MorError("--rois-only needs --labels (the ROIs to fit).")
+        if args.ref_label is not None or args.lut is not None:
+            raise MorError(
+                "--ref-label and --lut go with --labels; with --ref-mask the mask "
+                "itself is the reference. Drop them or use --labels."
+            )
         volume = load_volume(args.ref_mask)
         _same_grid(volume, pet, "Reference mask")
         ref_mask = volume.data > 0
@@ -207,6 +212,11 @@ def _options(args) -> dict:
 
 def _fit(args) -> None:
     _check_out(args.out, args.rois_only)
+    if args.rois_only and args.mask is not None:
+        raise MorError(
+            "--mask restricts voxelwise maps; --rois-only fits the label means. "
+            "Drop one of them."
+        )
     pet, ref, ref_name, labels, inputs = _load_inputs(args)
     if args.rois_only:
         _fit_rois(args, pet, ref, labels)
@@ -285,9 +295,18 @@ def _fit_map(args, pet, ref, ref_name, labels, inputs) -> None:
             written.append(
                 write_map(path, data, pet.affine, {**prov, "Quantity": name})
             )
+    used = [
+        f"{label} = {value:g} {unit}"
+        for label, value, unit in (
+            ("t*", result.t_star_min, "min"),
+            ("k2'", result.k2p_per_min, "/min"),
+        )
+        if np.isfinite(value)
+    ]
     print(
-        f"{args.model}: {result.n_voxels} voxels, {result.n_failed} failed; "
-        f"t* = {result.t_star_min:g} min, k2' = {result.k2p_per_min:g} /min -> "
+        f"{args.model}: {result.n_voxels} voxels, {result.n_failed} failed"
+        + (f"; {', '.join(used)}" if used else "")
+        + " -> "
         + ", ".join(str(p) for p in written)
     )
 

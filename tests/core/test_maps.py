@@ -214,6 +214,15 @@ def test_cli_errors_exit_2(study_files, tmp_path, capsys):
             str(tmp_path / "m.nii.gz")]  # fmt: skip
     assert _run(argv) == 2
     assert "srtm-bf" in capsys.readouterr().err
+    # options that would be silently ignored are refused
+    argv = ["fit", str(paths["pet"]), "--ref-mask", str(paths["ref"]), "--ref-label",
+            "1", "--model", "mrtm", "--out", str(tmp_path / "m.nii.gz")]  # fmt: skip
+    assert _run(argv) == 2
+    assert "go with --labels" in capsys.readouterr().err
+    argv = [*base, "--ref-label", "1", "--model", "mrtm", "--rois-only", "--mask",
+            str(paths["brain"]), "--out", str(tmp_path / "x.tsv")]  # fmt: skip
+    assert _run(argv) == 2
+    assert "Drop one of them" in capsys.readouterr().err
     argv = ["fit", str(paths["pet"]), "--ref-mask", str(paths["ref"]), "--model",
             "mrtm", "--out", str(tmp_path / "m.nii.gz")]  # fmt: skip
     assert _run(argv) == 2

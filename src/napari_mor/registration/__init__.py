@@ -39,9 +39,17 @@ from napari_mor.registration.transforms import (
     resample_map,
     save_transform,
 )
+from napari_mor.registration.warp import (
+    DisplacementField,
+    field_from_sitk,
+    load_displacement_field,
+    refine_to_mni,
+    save_displacement_field,
+)
 
 __all__ = [
     "DEFAULT_MEAN_WINDOW_MIN",
+    "DisplacementField",
     "MotionCorrectionResult",
     "RegistrationResult",
     "Transform",
@@ -50,20 +58,24 @@ __all__ = [
     "compose",
     "coregister_pet_to_mr",
     "correct_motion",
+    "field_from_sitk",
     "iter_coregister_pet_to_mr",
     "iter_correct_motion",
     "iter_normalize_to_mni",
     "iter_register",
+    "load_displacement_field",
     "load_transform",
     "mean_displacement_mm",
     "mean_pet_image",
     "mni_template",
     "normalize_to_mni",
+    "refine_to_mni",
     "register",
     "relative_frame_counts",
     "resample_label_data",
     "resample_label_image",
     "resample_map",
     "run_to_end",
+    "save_displacement_field",
     "save_transform",
 ]

@@ -320,14 +320,10 @@ def _extra_map_path(out: Path, tag: str) -> Path:
 
 def _read_bp_map(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A 3-D BP map and its affine, keeping NaN (no value) as NaN."""
-    from napari_mor.io._nifti import affine_of, load_image
+    from napari_mor.io import load_volume
 
-    image = load_image(path)
-    data = np.asarray(image.dataobj, dtype=np.float32)
-    data = data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
-    if data.ndim != 3:
-        raise MorError(f"{path} has shape {data.shape}; a BP_ND map must be 3-D.")
-    return data, affine_of(image, path)
+    bp_map = load_volume(path, keep_nan=True)
+    return bp_map.data, bp_map.affine
 
 
 def _sidecar_of(path: Path) -> dict | None:

@@ -20,6 +20,7 @@ import numpy as np
 from napari_mor._errors import MorError
 from napari_mor.io.pet import sidecar_path_for
 from napari_mor.io.timing import FrameTiming, validate_frame_timing
+from napari_mor.rois.resample import world_to_voxel as voxel_coordinates
 
 #: Version of the study-file format written by :func:`save_study`.
 STUDY_FORMAT_VERSION = 1
@@ -351,8 +352,7 @@ def world_to_voxel(
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4):
         raise MorError(f"An affine must be 4x4; got shape {affine.shape}.")
-    voxel = np.linalg.solve(affine, np.append(world, 1.0))[:3]
-    index = np.rint(voxel).astype(int)
+    index = np.rint(voxel_coordinates(world, affine)).astype(int)
     shape = np.asarray(shape[-3:], dtype=int)
     if np.any(index < 0) or np.any(index >= shape):
         raise MorError(

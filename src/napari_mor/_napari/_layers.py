@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.io._nifti import strip_image_suffix
 from napari_mor.io.pet import DynamicPET
 from napari_mor.io.timing import FrameTiming
 from napari_mor.io.volume import LabelImage, Volume
@@ -87,13 +88,7 @@ def labels_layer_data(labels: LabelImage, name: str | None = None) -> LayerDataT
 
 
 def _stem(path: Path | None, default: str) -> str:
-    if path is None:
-        return default
-    name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".v"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return default if path is None else strip_image_suffix(path).name
 
 
 def pet_from_layer(layer) -> DynamicPET:

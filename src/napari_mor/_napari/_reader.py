@@ -17,6 +17,7 @@ from napari_mor._napari._layers import (
 )
 from napari_mor.io import load_labels, load_pet, load_volume
 from napari_mor.io._nifti import is_image_path, load_image, strip_image_suffix
+from napari_mor.io.volume import find_lut_beside
 
 _LABEL_NAME = re.compile(r"(label|dseg|aseg|atlas|roi|mask|seg)", re.IGNORECASE)
 
@@ -60,8 +61,7 @@ def classify_image_file(path: str | Path) -> str:
             f"{path} has shape {shape}; napari-mor reads 3D images and 4D dynamic PET."
         )
     integer = np.issubdtype(image.get_data_dtype(), np.integer)
-    stem = strip_image_suffix(path)
-    has_lut = stem.with_suffix(".tsv").is_file() or stem.with_suffix(".txt").is_file()
+    has_lut = find_lut_beside(path) is not None
     if integer and (has_lut or _LABEL_NAME.search(path.name)):
         return "labels"
     return "volume"

@@ -18,7 +18,6 @@ is reported and skipped; the others continue.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -287,13 +286,9 @@ def smooth_map(data: np.ndarray, affine: np.ndarray, fwhm_mm: float) -> np.ndarr
 
 
 def _sha(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from napari_mor.io import file_sha256
+
+    return None if path is None else file_sha256(path)
 
 
 def _output_paths(out_dir: Path, subject: str) -> dict[str, Path]:
@@ -304,28 +299,23 @@ def _output_paths(out_dir: Path, subject: str) -> dict[str, Path]:
 
 
 def _manifest_inputs(subject: SubjectInputs, labels: Path, mask: Path | None) -> dict:
+    from napari_mor.io.volume import find_lut_beside
+
     return {
         "pet": _sha(subject.pet),
         "sidecar": _sha(subject.sidecar),
         "labels": _sha(labels),
-        "lut": _sha(_lut_beside(labels)),
+        "lut": _sha(find_lut_beside(labels)),
         "mask": _sha(mask),
     }
 
 
-def _lut_beside(labels: Path) -> Path | None:
-    for suffix in (".tsv", ".txt"):
-        candidate = Path(str(labels).replace(".nii.gz", suffix).replace(".nii", suffix))
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _load_on_grid(path: Path, shape, affine, what: str, lut=None):
+def _load_on_grid(path: Path, shape, affine, what: str):
+    """Labels (LUT found beside them) on a grid, resampled when it differs."""
     from napari_mor.io import load_labels
     from napari_mor.rois import resample_labels
 
-    image = load_labels(path, lut)
+    image = load_labels(path)
     if image.data.shape[:3] != tuple(shape) or not np.allclose(image.affine, affine):
         image = resample_labels(
             image, shape, affine, on_empty="drop", target_name=f"PET ({what})"
@@ -383,9 +373,7 @@ def process_subject(
         pet.require_decay_corrected()
         pet = REGISTRATIONS[settings.registration](pet, subject)
         shape = pet.spatial_shape
-        labels = _load_on_grid(
-            labels_path, shape, pet.affine, "labels", _lut_beside(labels_path)
-        )
+        labels = _load_on_grid(labels_path, shape, pet.affine, "labels")
         ref_label = labels.label_of(settings.ref_region)
         ref_mask = labels.data == ref_label
         if mask_path is not None:
@@ -736,7 +724,7 @@ def find_region_labels(folder: str | Path):
     path = Path(folder) / "atlas" / "space-MNI_labels.nii.gz"
     if not path.is_file():
         return None
-    return load_labels(path, _lut_beside(path))
+    return load_labels(path)
 
 
 def settings_from_mapping(values: Mapping) -> BatchSettings:

@@ -143,7 +143,7 @@ def load_labels(path: str | Path, lut_path: str | Path | None = None) -> LabelIm
             "NIfTI."
         )
     if lut_path is None:
-        lut_path = _find_lut_beside(path)
+        lut_path = find_lut_beside(path)
     lut, colors = read_lut(lut_path) if lut_path is not None else ({}, {})
     labels = LabelImage(
         data=values.astype(np.int32),
@@ -156,7 +156,8 @@ def load_labels(path: str | Path, lut_path: str | Path | None = None) -> LabelIm
     return labels
 
 
-def _find_lut_beside(path: Path) -> Path | None:
+def find_lut_beside(path: str | Path) -> Path | None:
+    """The LUT beside an image (same stem, ``.tsv`` or ``.txt``), if any."""
     stem = strip_image_suffix(path)
     for suffix in (".tsv", ".txt"):
         candidate = stem.with_suffix(suffix)

@@ -20,6 +20,7 @@ __all__ = [
     "delta_bp",
     "map_provenance",
     "pct_delta_bp",
+    "smooth_map",
     "write_map",
 ]
 
@@ -229,3 +230,41 @@ def write_map(
             "with napari_mor.io.write_pet."
         )
     return write_nifti(path, data.astype(np.float32), affine, dict(provenance))
+
+
+def smooth_map(data: np.ndarray, affine: np.ndarray, fwhm_mm: float) -> np.ndarray:
+    """Gaussian smoothing with FWHM in mm; NaN-aware (normalised by the mask).
+
+    Parameters
+    ----------
+    data : ndarray, shape (x, y, z)
+        Map (e.g. BP_ND); NaN marks voxels without a value.
+    affine : ndarray, shape (4, 4)
+        Voxel->world (mm) affine, for the voxel sizes.
+    fwhm_mm : float
+        Full width at half maximum, mm (0: no smoothing).
+
+    Returns
+    -------
+    smoothed : ndarray, shape (x, y, z), float32
+        NaN where the input was NaN or where less than 10 % of the kernel
+        weight fell on finite voxels.
+
+    Notes
+    -----
+    ``sigma_vox = fwhm_mm / (sqrt(8 ln 2) * voxel size)`` per axis; the
+    smoothed finite values are divided by the smoothed finite mask, so NaN
+    voxels neither count as zeros nor spread.
+    """
+    from scipy import ndimage
+
+    if fwhm_mm <= 0:
+        return np.asarray(data, dtype=np.float32)
+    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    sigma = fwhm_mm / (np.sqrt(8 * np.log(2)) * zooms)
+    finite = np.isfinite(data)
+    num = ndimage.gaussian_filter(np.where(finite, data, 0.0), sigma, mode="constant")
+    den = ndimage.gaussian_filter(finite.astype(float), sigma, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(finite & (den > 0.1), num / den, np.nan)
+    return out.astype(np.float32)

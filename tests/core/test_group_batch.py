@@ -16,8 +16,8 @@ from napari_mor.group.batch import (
     discover_cohort,
     load_cohort_maps,
     run_batch,
-    smooth_map,
 )
+from napari_mor.maps import smooth_map
 from napari_mor.sample import REGIONS, read_participants, write_bids_cohort
 
 

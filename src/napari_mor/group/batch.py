@@ -39,7 +39,6 @@ __all__ = [
     "load_cohort_maps",
     "process_subject",
     "run_batch",
-    "smooth_map",
 ]
 
 MANIFEST_VERSION = 1
@@ -266,25 +265,6 @@ def discover_cohort(
     return CohortListing(root, subjects, table, notes)
 
 
-def smooth_map(data: np.ndarray, affine: np.ndarray, fwhm_mm: float) -> np.ndarray:
-    """Gaussian smoothing with FWHM in mm; NaN-aware (normalised by the mask).
-
-    ``sigma_vox = fwhm_mm / (sqrt(8 ln 2) * voxel size)`` per axis.
-    """
-    from scipy import ndimage
-
-    if fwhm_mm <= 0:
-        return np.asarray(data, dtype=np.float32)
-    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
-    sigma = fwhm_mm / (np.sqrt(8 * np.log(2)) * zooms)
-    finite = np.isfinite(data)
-    num = ndimage.gaussian_filter(np.where(finite, data, 0.0), sigma, mode="constant")
-    den = ndimage.gaussian_filter(finite.astype(float), sigma, mode="constant")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(finite & (den > 0.1), num / den, np.nan)
-    return out.astype(np.float32)
-
-
 def _sha(path: Path | None) -> str | None:
     from napari_mor.io import file_sha256
 
@@ -340,7 +320,7 @@ def process_subject(
         ``message``, ``outputs`` (paths by condition).
     """
     from napari_mor.io import load_pet, write_json
-    from napari_mor.maps import bp_maps, delta_bp, map_provenance, write_map
+    from napari_mor.maps import bp_maps, delta_bp, map_provenance, smooth_map, write_map
     from napari_mor.rois import mask_mean_tac
 
     out_dir = Path(out_dir)

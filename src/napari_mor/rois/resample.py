@@ -41,6 +41,71 @@ def world_to_voxel(points_mm: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return points @ inverse[:3, :3].T + inverse[:3, 3]
 
 
+def voxel_index(
+    world_mm, affine: np.ndarray, shape
+) -> tuple[int, int, int] | None:
+    """Index of the voxel whose centre is nearest a world point, or None outside.
+
+    Parameters
+    ----------
+    world_mm : sequence of float
+        World point, mm; the last three entries are used (napari passes
+        ``(t, x, y, z)`` for a 4-D layer).
+    affine : ndarray, shape (4, 4)
+        Voxel->world affine of the grid.
+    shape : sequence of int
+        Grid shape; the last three entries are the spatial axes.
+
+    Returns
+    -------
+    tuple of 3 int, or None
+        None when the point lies outside the grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> voxel_index((2.9, 0.0, 4.0), np.diag([2.0, 2.0, 2.0, 1.0]), (4, 4, 4))
+    (1, 0, 2)
+    """
+    point = np.asarray(world_mm, dtype=np.float64).ravel()[-3:]
+    if point.size != 3 or not np.all(np.isfinite(point)):
+        raise MorError(f"A world point needs 3 finite coordinates (mm); got {point}.")
+    index = np.rint(world_to_voxel(point, affine)).astype(int)
+    grid = np.asarray(tuple(shape)[-3:], dtype=int)
+    if np.any(index < 0) or np.any(index >= grid):
+        return None
+    return tuple(int(i) for i in index)
+
+
+def labels_on_grid(
+    labels: LabelImage,
+    shape,
+    affine: np.ndarray,
+    *,
+    on_empty: str = "raise",
+    target_name: str = "PET",
+) -> LabelImage:
+    """The labels on a grid: unchanged when already on it, else resampled.
+
+    Parameters
+    ----------
+    labels : LabelImage
+    shape : sequence of int
+        Target grid; the last three entries are used (a 4-D PET shape works).
+    affine : ndarray, shape (4, 4)
+    on_empty, target_name
+        As in :func:`resample_labels`.
+    """
+    from napari_mor.io.grid import same_grid
+
+    spatial = tuple(shape)[-3:]
+    if same_grid(labels.data.shape, labels.affine, spatial, affine):
+        return labels
+    return resample_labels(
+        labels, spatial, affine, on_empty=on_empty, target_name=target_name
+    )
+
+
 def voxel_to_world(index: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """World coordinates (mm) of voxel indices, shape ``(..., 3)``."""
     index = np.asarray(index, dtype=np.float64)

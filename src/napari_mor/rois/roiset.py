@@ -7,6 +7,7 @@ never modified.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,6 +234,19 @@ def load_roi_set(
     from napari_mor.rois.resample import resample_labels
 
     return resample_labels(labels, shape, affine)
+
+
+def find_label(lut: Mapping[int, str], name_contains: str) -> int | None:
+    """The lowest label whose name contains a text (case-insensitive), or None.
+
+    Examples
+    --------
+    >>> find_label({8: "occipital_ref", 3: "amygdala_L"}, "Occipital")
+    8
+    """
+    text = name_contains.lower()
+    matches = sorted(int(k) for k, v in lut.items() if text in str(v).lower())
+    return matches[0] if matches else None
 
 
 def mni_space_warning(shape, affine: np.ndarray) -> str | None:

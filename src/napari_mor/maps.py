@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.defaults import MIN_BP_BASE
 from napari_mor.io.timing import FrameTiming
 from napari_mor.kinetics import MODELS, MapResult, estimate_k2p_voxelwise, fit_maps
 
@@ -23,9 +24,6 @@ __all__ = [
     "smooth_map",
     "write_map",
 ]
-
-#: Default minimum baseline BP_ND for percent delta-BP.
-MIN_BP_BASE = 0.1
 
 
 def bp_maps(
@@ -141,7 +139,7 @@ def map_provenance(
     *,
     reference_region: str | None = None,
     windows: Mapping[str, tuple[float, float]] | None = None,
-    input_files: Sequence[str | Path] = (),
+    input_files: Sequence[str | Path] | Mapping[str, str | Path] = (),
     **extra,
 ) -> dict:
     """Provenance dictionary for a map sidecar.
@@ -154,8 +152,9 @@ def map_provenance(
         How the reference TAC was defined (e.g. ``"label 8 (occipital)"``).
     windows : mapping, optional
         Condition windows (minutes), when several were used.
-    input_files : sequence of path
-        Input files; their SHA-256 hashes are recorded.
+    input_files : sequence of path, or mapping of role to path
+        Input files; their SHA-256 hashes (and roles, e.g. ``"pet"``) are
+        recorded under ``InputFiles``, keyed by path.
     **extra
         Further fields (e.g. ``Quantity="delta_bp_nd"``).
 
@@ -181,11 +180,18 @@ def map_provenance(
         prov["ReferenceRegion"] = reference_region
     if windows is not None:
         prov["WindowsMin"] = {k: list(v) for k, v in windows.items()}
-    files = [Path(p) for p in input_files]
-    missing = [str(p) for p in files if not p.is_file()]
+    roles = (
+        {str(path): role for role, path in input_files.items()}
+        if isinstance(input_files, Mapping)
+        else dict.fromkeys(str(path) for path in input_files)
+    )
+    missing = [path for path in roles if not Path(path).is_file()]
     if missing:
         raise MorError(f"Cannot hash input file(s) {missing}: they do not exist.")
-    prov["InputFiles"] = {str(p): {"sha256": file_sha256(p)} for p in files}
+    prov["InputFiles"] = {
+        path: {"sha256": file_sha256(path), **({"role": role} if role else {})}
+        for path, role in roles.items()
+    }
     prov.update(extra)
     return prov
 

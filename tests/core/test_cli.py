@@ -89,6 +89,27 @@ def test_help_is_fast_and_imports_no_gui():
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["fit", "--help"]], ids=" ".join)
+def test_help_leaves_numpy_and_nibabel_unimported(argv):
+    """``napari-mor --help`` answers from static names: no numpy, nibabel, Qt."""
+    code = (
+        "import sys\n"
+        "from napari_mor.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'nibabel', 'napari', 'qtpy', 'PyQt6', 'PyQt5', 'PySide6')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: napari-mor" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
 @pytest.mark.parametrize(
     "module",
     [
@@ -96,14 +117,20 @@ def test_help_is_fast_and_imports_no_gui():
         "rois",
         "sample",
         "cli",
-        "pipeline",
+        "cli.fit",
+        "workflows",
+        "workflows.demo",
         "kinetics",
         "maps",
-        "study",
+        "workflows.session",
+        "io.bids",
         "group",
         "registration",
         "rois.space",
-        "_fit_inputs",
+        "workflows.fit",
+        "workflows.fit_maps",
+        "workflows.delta",
+        "defaults",
         "group.batch",
     ],
 )

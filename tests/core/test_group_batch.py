@@ -163,10 +163,10 @@ def test_batch_errors(tmp_path):
 
 
 def test_cli_simulate_and_stats(tmp_path, capsys):
-    from napari_mor._cli_group import add_group_parser
+    from napari_mor.cli.group import add_parser
 
     parser = argparse.ArgumentParser(prog="napari-mor")
-    add_group_parser(parser.add_subparsers(dest="command", required=True))
+    add_parser(parser.add_subparsers(dest="command", required=True))
 
     def run(*argv):
         args = parser.parse_args(list(argv))
@@ -223,7 +223,7 @@ def test_cli_simulate_and_stats(tmp_path, capsys):
 def test_group_core_is_qt_free():
     code = (
         "import sys, napari_mor.group, napari_mor.group.batch, "
-        "napari_mor.sample.cohort, napari_mor._cli_group; "
+        "napari_mor.sample.cohort, napari_mor.cli.group; "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('napari', 'qtpy', 'PyQt6', 'magicgui', 'nilearn', 'dask')]; "
         "print(bad); assert not bad"

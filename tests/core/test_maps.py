@@ -1,8 +1,7 @@
-"""Delta-BP maps, provenance writing and the fit/delta command-line glue."""
+"""Delta-BP maps, provenance writing and the ``napari-mor fit``/``delta`` commands."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -14,14 +13,11 @@ from _simulate import REF_K2P, frame_schedule_min, reference_tac, target_tacs
 
 import napari_mor
 from napari_mor import MorError
-from napari_mor._cli_kinetics import (
-    ROI_COLUMNS,
-    add_delta_parser,
-    add_fit_parser,
-)
+from napari_mor.cli import main
 from napari_mor.io import DynamicPET, write_lut, write_nifti, write_pet
 from napari_mor.io.timing import FrameTiming
 from napari_mor.maps import delta_bp, map_provenance, pct_delta_bp, write_map
+from napari_mor.workflows.fit import FIT_COLUMNS
 
 AFFINE = np.diag([2.0, 2.0, 2.5, 1.0])
 AFFINE[:3, 3] = [-10.0, -20.0, -5.0]
@@ -125,17 +121,9 @@ def study_files(tmp_path_factory):
     return paths, labels
 
 
-def _parse(argv):
-    parser = argparse.ArgumentParser(prog="napari-mor")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_fit_parser(sub)
-    add_delta_parser(sub)
-    return parser.parse_args(argv)
-
-
 def _run(argv):
-    args = _parse(argv)
-    return args.run(args)
+    """``napari-mor ARGV``: exit status (2 on bad input, message on stderr)."""
+    return main(argv)
 
 
 def test_cli_fit_rois_only(study_files, tmp_path):
@@ -147,7 +135,7 @@ def test_cli_fit_rois_only(study_files, tmp_path):
     assert _run(argv) == 0
     with out.open() as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
-    assert tuple(rows[0]) == ROI_COLUMNS
+    assert tuple(rows[0]) == FIT_COLUMNS
     by_name = {r["name"]: r for r in rows}
     assert set(by_name) == {"cortex", "thalamus"}
     assert float(by_name["thalamus"]["BP_ND"]) == pytest.approx(3.0, rel=0.01)
@@ -200,7 +188,9 @@ def test_cli_errors_exit_2(study_files, tmp_path, capsys):
     paths, _ = study_files
     base = ["fit", str(paths["pet"]), "--labels", str(paths["labels"])]
     assert _run([*base, "--model", "mrtm", "--out", str(tmp_path / "x.nii.gz")]) == 2
-    assert "--ref-label" in capsys.readouterr().err
+    # no --ref-label: the region named like 'occipital'; none here (no LUT)
+    err = capsys.readouterr().err
+    assert "No region named like 'occipital'" in err and "label_1" in err
     argv = [*base, "--ref-label", "1", "--model", "mrtm2", "--k2p", "-1", "--rois-only",
             "--out", str(tmp_path / "x.tsv")]  # fmt: skip
     assert _run(argv) == 2

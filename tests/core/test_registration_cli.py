@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from napari_mor._cli_registration import add_register_parser, run_register
+from napari_mor.cli import main
 from napari_mor.io import load_pet, load_volume, write_nifti, write_pet
 from napari_mor.registration import (
     Transform,
@@ -23,14 +22,9 @@ from napari_mor.sample.phantom import BRAIN_CENTER_MM
 CENTER = np.asarray(BRAIN_CENTER_MM, dtype=float)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="napari-mor")
-    add_register_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
 def _run(*argv) -> int:
-    return run_register(_parser().parse_args(["register", *map(str, argv)]))
+    """``napari-mor register ARGV``: exit status (2 on bad input, message on stderr)."""
+    return main(["register", *map(str, argv)])
 
 
 def _misalignment() -> Transform:
@@ -176,7 +170,7 @@ def test_cli_errors_exit_2_and_write_nothing(files, capsys, tmp_path):
     out = tmp_path / "x.tfm"
     assert _run("coreg", paths["pet"], flat, "--out", out) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "at least 8 voxels" in err
+    assert err.startswith("napari-mor register: error:") and "at least 8 voxels" in err
     assert not out.exists()
     assert _run("coreg", paths["pet"], paths["mr"], "--out", tmp_path / "x.nii") == 2
     assert ".tfm" in capsys.readouterr().err
@@ -210,7 +204,7 @@ def test_registration_core_imports_no_qt_and_nothing_heavy():
     import sys
 
     code = (
-        "import sys, napari_mor.registration, napari_mor._cli_registration; "
+        "import sys, napari_mor.registration, napari_mor.cli.register; "
         "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'magicgui', "
         "'matplotlib.pyplot', 'SimpleITK', 'nilearn') if m in sys.modules]; "
         "print(','.join(bad))"

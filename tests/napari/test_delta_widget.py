@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from _docks import add_two_scan_study, open_dock
 
-from napari_mor._napari import _fit_widget
+from napari_mor._napari import _dock
 from napari_mor._napari._delta_widget import (
     DELTA_NAME,
     PCT_NAME,
@@ -31,7 +31,7 @@ def study():
 @pytest.fixture
 def errors(monkeypatch):
     shown = []
-    monkeypatch.setattr(_fit_widget, "show_error", shown.append)
+    monkeypatch.setattr(_dock, "show_error", shown.append)
     return shown
 
 

@@ -11,12 +11,12 @@ from _docks import add_two_scan_study, open_dock
 from napari.layers import Layer
 
 from napari_mor import kinetics
-from napari_mor._fit_inputs import DEFAULT_WINDOWS_MIN
-from napari_mor._napari import _fit_widget
+from napari_mor._napari import _dock
 from napari_mor._napari._fit_widget import MASK_ROIS, MASK_UPTAKE, FitWidget
 from napari_mor._napari._layers import (
     pet_layer_data,
 )
+from napari_mor.defaults import DEFAULT_WINDOWS_MIN
 from napari_mor.rois import extract_tacs
 from napari_mor.sample import make_sample_study
 
@@ -32,7 +32,7 @@ def study():
 @pytest.fixture
 def errors(monkeypatch):
     shown = []
-    monkeypatch.setattr(_fit_widget, "show_error", shown.append)
+    monkeypatch.setattr(_dock, "show_error", shown.append)
     return shown
 
 
@@ -238,7 +238,7 @@ def test_windows_from_the_study_dock_are_adopted(dock):
     widget.pet_combo.setCurrentText("PET challenge")
     widget.set_pet_layer(layer)
     inputs = widget.collect_inputs()
-    assert dict(inputs.windows_min) == {
+    assert dict(zip(inputs.conditions, inputs.windows_min, strict=True)) == {
         "baseline": (5.0, 40.0),
         "challenge": (50.0, 90.0),
     }

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_mor import MorError
-from napari_mor._napari import _roi_widget
+from napari_mor._napari import _dock as dock_helpers
+from napari_mor._napari import _workers as worker_helpers
 from napari_mor._napari._layers import labels_layer_data, pet_layer_data
 from napari_mor._napari._roi_widget import RoiWidget, TacPlotDock
 from napari_mor.io import LabelImage, load_labels
@@ -15,15 +16,20 @@ from napari_mor.rois import extract_tacs, read_tacs_tsv
 
 @pytest.fixture
 def errors(monkeypatch):
-    """Messages shown through napari's show_error by the widget."""
+    """Messages shown through napari's show_error by the widget.
+
+    Every error of the dock goes through the shared error decorator
+    (``_dock.notify_errors``) or, from its atlas worker, ``_workers``.
+    """
     shown: list[str] = []
-    original = _roi_widget.show_error
+    original = dock_helpers.show_error
 
     def record(message):
         shown.append(str(message))
         original(message)
 
-    monkeypatch.setattr(_roi_widget, "show_error", record)
+    for module in (dock_helpers, worker_helpers):
+        monkeypatch.setattr(module, "show_error", record)
     return shown
 
 

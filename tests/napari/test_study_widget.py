@@ -11,7 +11,7 @@ import pytest
 from napari_mor._napari import _study_widget
 from napari_mor._napari._study_widget import StudyWidget
 from napari_mor.io import FrameTiming, load_labels, load_pet, write_frames_tsv
-from napari_mor.study import summed_image
+from napari_mor.rois import summed_image
 
 THALAMUS_WORLD_MM = (0.0, -16.0, 7.0)
 

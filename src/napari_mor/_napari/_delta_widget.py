@@ -36,24 +36,24 @@ from qtpy.QtWidgets import (
 
 import napari
 from napari_mor._errors import MorError
-from napari_mor._fit_inputs import (
-    DELTA_COLUMNS,
-    DeltaInputs,
-    roi_mean_delta,
-    symmetric_limits,
-    threshold_abs,
-    value_at_world,
-    write_rows_tsv,
-)
+from napari_mor._napari._display import symmetric_limits, threshold_abs
 from napari_mor._napari._dock import (
     button_row,
+    notify_errors,
     on_layer_list_change,
     read_only_table,
     scrolling_sections,
 )
-from napari_mor._napari._fit_widget import notify_errors
 from napari_mor._napari._layers import labels_from_layer, spatial_affine_of
 from napari_mor.io._nifti import strip_image_suffix
+from napari_mor.io.tables import write_rows_tsv
+from napari_mor.rois import labels_on_grid, voxel_index
+from napari_mor.workflows.delta import (
+    DELTA_COLUMNS,
+    DeltaRequest,
+    compute_delta,
+    roi_mean_delta,
+)
 
 SIGN_CONVENTION = (
     "ΔBP_ND = BP_baseline − BP_challenge.  Positive (red) = activation: reduced "
@@ -269,8 +269,8 @@ class DeltaWidget(QWidget):
     def _layer(self, name: str):
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
-    def inputs(self) -> DeltaInputs:
-        """The dock's inputs (saved map paths when known)."""
+    def inputs(self) -> DeltaRequest:
+        """The dock's request (saved map paths when known)."""
         base = self._layer(self.base_combo.currentText())
         chal = self._layer(self.chal_combo.currentText())
 
@@ -279,15 +279,16 @@ class DeltaWidget(QWidget):
                 return None
             return layer.metadata.get("saved_path") or layer.metadata.get("source_path")
 
-        return DeltaInputs(
+        return DeltaRequest(
             baseline_path=path_of(base),
             challenge_path=path_of(chal),
-            threshold=self.threshold_spin.value(),
+            out="DELTA.nii.gz",
+            percent_out="PCT_DELTA.nii.gz",
             min_bp_base=self.min_bp_spin.value(),
         )
 
     def _update_cli(self, *args) -> None:
-        self.cli_box.setPlainText(self.inputs().cli_command())
+        self.cli_box.setPlainText(self.inputs().command_line())
 
     def cli_text(self) -> str:
         """The equivalent ``napari-mor delta`` command shown in the dock."""
@@ -297,8 +298,6 @@ class DeltaWidget(QWidget):
     @notify_errors
     def compute(self) -> np.ndarray:
         """Delta-BP_ND and percent delta-BP_ND from the chosen layers; show them."""
-        from napari_mor.maps import delta_bp, pct_delta_bp
-
         base = self._layer(self.base_combo.currentText())
         chal = self._layer(self.chal_combo.currentText())
         if base is None or chal is None:
@@ -308,25 +307,26 @@ class DeltaWidget(QWidget):
             )
         if base.name == chal.name:  # layers may be proxies: compare names
             raise MorError("Baseline and challenge are the same layer; pick two maps.")
-        affine = spatial_affine_of(base)
-        if not np.allclose(affine, spatial_affine_of(chal), atol=1e-3):
-            raise MorError(
-                f"{base.name!r} and {chal.name!r} have different affines (grids); both "
-                "BP_ND maps must be on the same PET grid."
-            )
+        request = self.inputs()
         base_data, chal_data = np.asarray(base.data), np.asarray(chal.data)
-        self.delta = delta_bp(base_data, chal_data)
-        self.pct = pct_delta_bp(base_data, chal_data, self.min_bp_spin.value())
-        self.affine = affine
-        self.provenance = {
-            "Quantity": "delta_bp_nd",
-            "Definition": "BP_baseline - BP_challenge (positive = reduced availability)",  # noqa: E501
-            "BaselineLayer": base.name,
-            "ChallengeLayer": chal.name,
-            "Baseline": base.metadata.get("provenance"),
-            "Challenge": chal.metadata.get("provenance"),
-            "MinBPBase": self.min_bp_spin.value(),
-        }
+        result = compute_delta(
+            base_data,
+            chal_data,
+            spatial_affine_of(base),
+            spatial_affine_of(chal),
+            sources={
+                "baseline": request.baseline_path,
+                "challenge": request.challenge_path,
+            },
+            provenance={
+                "baseline": _saved_or_layer_provenance(base),
+                "challenge": _saved_or_layer_provenance(chal),
+            },
+            min_bp_base=request.min_bp_base,
+        )
+        self.delta, self.pct = result.delta_bp_nd, result.pct_delta_bp_nd
+        self.affine = result.affine
+        self.provenance = result.provenance
         self.delta_layer = self._show(DELTA_NAME, self.delta, "delta_bp_nd")
         self.pct_layer = self._show(PCT_NAME, self.pct, "pct_delta_bp_nd")
         self.range_spin.blockSignals(True)
@@ -414,17 +414,12 @@ class DeltaWidget(QWidget):
     # -------------------------------------------------------------- table
     def refresh_table(self, base=None, chal=None) -> list[dict]:
         """Mean ΔBP_ND and %ΔBP per ROI of the chosen ROI set."""
-        from napari_mor.rois import resample_labels
-
         self.rows = []
         layer = self._layer(self.labels_combo.currentText())
         if layer is not None and self.delta is not None:
-            labels = labels_from_layer(layer)
-            same = labels.data.shape == self.delta.shape and np.allclose(
-                labels.affine, self.affine, atol=1e-3
+            labels = labels_on_grid(
+                labels_from_layer(layer), self.delta.shape, self.affine
             )
-            if not same:
-                labels = resample_labels(labels, self.delta.shape, self.affine)
             self.rows = roi_mean_delta(
                 self.delta, self.pct, labels, base, chal, self.min_bp_spin.value()
             )
@@ -448,10 +443,10 @@ class DeltaWidget(QWidget):
         """Status-bar text for a world point (None outside the map)."""
         if self.delta is None:
             return None
-        delta, index = value_at_world(self.delta, self.affine, world_mm)
+        index = voxel_index(world_mm, self.affine, self.delta.shape)
         if index is None:
             return None
-        pct = float(self.pct[index])
+        delta, pct = float(self.delta[index]), float(self.pct[index])
         if not np.isfinite(delta):
             return f"ΔBP_ND: no value at voxel {index} (outside the fitted mask)"
         sign = (
@@ -521,3 +516,11 @@ def _fmt(value, digits: int) -> str:
     if value is None or not np.isfinite(value):
         return "—"
     return f"{value:.{digits}f}"
+
+
+def _saved_or_layer_provenance(layer) -> dict | None:
+    """A BP layer's provenance: its saved sidecar when saved, else its metadata."""
+    from napari_mor.workflows.delta import read_map_sidecar
+
+    saved = read_map_sidecar(layer.metadata.get("saved_path"))
+    return saved if saved is not None else layer.metadata.get("provenance")

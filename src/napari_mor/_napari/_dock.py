@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -15,6 +17,8 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from napari_mor._errors import MorError
 
 
 def scrolling_sections(dock: QWidget, sections: Iterable[QWidget]) -> QVBoxLayout:
@@ -70,3 +74,17 @@ def button_row(*buttons: tuple[str, Callable]) -> tuple[QHBoxLayout, list[QPushB
         row.addWidget(button)
         made.append(button)
     return row, made
+
+
+def notify_errors(func):
+    """Run a handler; show a MorError as a napari notification instead of raising."""
+
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return func(self, *args, **kwargs)
+        except MorError as err:
+            show_error(str(err))
+            return None
+
+    return wrapper

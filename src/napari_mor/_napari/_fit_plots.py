@@ -3,16 +3,16 @@
 Each subclasses :class:`~napari_mor._napari._plot_base.BasePlotDock` and only
 implements ``draw()``; everything drawn comes from the core's
 :class:`~napari_mor.kinetics.RoiFit` (``x``, ``y``, ``fitted``, ``residuals``,
-``frame_mask``) and :class:`~napari_mor._fit_inputs.RoiTacs`.
+``frame_mask``) and :class:`~napari_mor.workflows.fit.RoiTacs`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from napari_mor._fit_inputs import RoiTacs, logan_x_at_t_star
 from napari_mor._napari._plot_base import BasePlotDock
 from napari_mor.kinetics import RoiFit
+from napari_mor.workflows.fit import RoiTacs, logan_x_at_t_star
 
 #: Colour per condition (baseline blue, challenge red, others after).
 CONDITION_COLORS = ("#4c9be8", "#e8554c", "#5fd35f", "#e8c14c", "#b07be8")

@@ -1,10 +1,11 @@
 """The "Kinetic fit" dock: ROI fits at once, voxelwise BP_ND maps in a worker.
 
-A thin widget: it reads its controls into a :class:`~napari_mor._fit_inputs.FitInputs`,
-calls :mod:`napari_mor._fit_inputs` / :mod:`napari_mor.kinetics` (ROI fits in the
-GUI thread: a few ms; maps in a ``thread_worker`` fed by
-:func:`napari_mor.kinetics.iter_fit_blocks`) and shows tables, plots and
-layers. No science here.
+A thin widget: it reads its controls into a
+:class:`~napari_mor.workflows.fit.FitRequest`, runs the workflow
+(:func:`~napari_mor.workflows.fit.fit_rois` in the GUI thread: a few ms; maps in a
+``thread_worker`` draining :func:`~napari_mor.workflows.fit_maps.iter_fit_maps`)
+and shows tables, plots and layers. No science here: the same request on the
+command line (shown in the dock) gives the same numbers and sidecars.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -39,27 +39,10 @@ from qtpy.QtWidgets import (
 )
 
 import napari
-from napari_mor import kinetics
 from napari_mor._errors import MorError
-from napari_mor._fit_inputs import (
-    DEFAULT_WINDOWS_MIN,
-    DELTA_COLUMNS,
-    FIT_COLUMNS,
-    FitInputs,
-    RoiTacs,
-    delta_rows_from_fits,
-    find_reference_label,
-    fit_rois,
-    fit_table_rows,
-    labels_on_grid,
-    map_jobs,
-    map_metadata,
-    uptake_mask,
-    with_k2p_used,
-    write_rows_tsv,
-)
 from napari_mor._napari._dock import (
     button_row,
+    notify_errors,
     on_layer_list_change,
     read_only_table,
     scrolling_sections,
@@ -69,8 +52,33 @@ from napari_mor._napari._fit_plots import (
     LoganPlotDock,
     ResidualPlotDock,
 )
-from napari_mor._napari._layers import labels_from_layer, pet_from_layer
-from napari_mor.kinetics import MapResult, RoiFit
+from napari_mor._napari._layers import (
+    bp_map_metadata,
+    labels_from_layer,
+    pet_from_layer,
+)
+from napari_mor._napari._workers import start_worker
+from napari_mor.defaults import DEFAULT_REFERENCE_HINT, DEFAULT_WINDOWS_MIN
+from napari_mor.io.tables import write_rows_tsv
+from napari_mor.kinetics import MODELS, MapResult, RoiFit
+from napari_mor.rois import find_label
+from napari_mor.workflows.delta import (
+    DELTA_COLUMNS,
+    DeltaRequest,
+    delta_rows_from_fits,
+)
+from napari_mor.workflows.fit import (
+    FIT_COLUMNS,
+    UPTAKE_MASK,
+    FitData,
+    FitRequest,
+    RoiFitResult,
+    RoiTacs,
+    fit_rois,
+    fit_table_rows,
+    prepare_fit_data,
+)
+from napari_mor.workflows.fit_maps import MapPlan, iter_fit_maps, plan_maps
 
 #: Display name -> core model name.
 MODEL_CHOICES = {
@@ -109,38 +117,9 @@ _TABLE_HEADERS = (
 _DELTA_HEADERS = ("ROI", "ΔBP_ND", "%ΔBP", "BP base", "BP chal")
 
 
-def notify_errors(func):
-    """Run a handler; show a MorError as a napari notification instead of raising."""
-
-    @functools.wraps(func)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return func(self, *args, **kwargs)
-        except MorError as err:
-            show_error(str(err))
-            return None
-
-    return wrapper
-
-
-@thread_worker(ignore_errors=True)
-def _fit_maps_worker(jobs_kwargs: list[dict]):
-    """Run :func:`kinetics.iter_fit_blocks` for each job, yielding progress.
-
-    Yields ``(job_index, n_jobs, done, total)``; returns the list of MapResult.
-    Stopped between blocks by ``worker.quit()``.
-    """
-    results = []
-    for index, kwargs in enumerate(jobs_kwargs):
-        blocks = kinetics.iter_fit_blocks(**kwargs)
-        while True:
-            try:
-                done, total = next(blocks)
-            except StopIteration as stop:
-                results.append(stop.value)
-                break
-            yield index, len(jobs_kwargs), done, total
-    return results
+def _drain_map_fits(plan: MapPlan, block_size: int | None):
+    """Drain :func:`iter_fit_maps`, yielding its progress; returns the results."""
+    return (yield from iter_fit_maps(plan, block_size=block_size))
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -161,7 +140,8 @@ class FitWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, parent=None) -> None:
         super().__init__(parent)
         self.viewer = viewer
-        self.inputs: FitInputs | None = None
+        self.inputs: FitRequest | None = None
+        self.roi_result: RoiFitResult | None = None
         self.fits: dict[str, list[RoiFit]] = {}
         self.tacs: dict[str, RoiTacs] = {}
         self.roi_labels: list[int] = []
@@ -412,7 +392,7 @@ class FitWidget(QWidget):
         lut = {} if layer is None else layer.metadata.get("lut", {}) or {}
         for label in sorted(int(k) for k in lut):
             self.ref_combo.addItem(f"{lut[label]} ({label})", label)
-        guess = current if current in lut else find_reference_label(lut)
+        guess = current if current in lut else find_label(lut, DEFAULT_REFERENCE_HINT)
         if guess is not None:
             self.ref_combo.setCurrentIndex(self.ref_combo.findData(int(guess)))
         else:
@@ -523,8 +503,8 @@ class FitWidget(QWidget):
             raise MorError(f"No {what} layer chosen; open one and pick it in the dock.")
         return layer
 
-    def collect_inputs(self) -> FitInputs:
-        """Read the controls into a :class:`FitInputs` (raises MorError)."""
+    def collect_inputs(self) -> FitRequest:
+        """Read the controls into a :class:`FitRequest` (raises MorError)."""
         pet_layer = self._require(self.pet_combo, "PET")
         labels_layer = self._require(self.labels_combo, "ROI set (Labels)")
         ref_label = self.ref_combo.currentData()
@@ -535,12 +515,12 @@ class FitWidget(QWidget):
                 "(occipital cortex) in the dock or add it in the ROIs dock."
             )
         mode = self.window_mode_combo.currentData()
-        windows = None
+        windows = ()
         if mode in ("preset", "custom"):
-            windows = {
-                condition: (spins[0].value(), spins[1].value())
-                for condition, spins in self.window_spins.items()
-            }
+            windows = tuple(
+                (spins[0].value(), spins[1].value())
+                for spins in self.window_spins.values()
+            )
         challenge_path = None
         if mode == "two_scans":
             chal = self._require(self.challenge_pet_combo, "challenge PET")
@@ -550,20 +530,9 @@ class FitWidget(QWidget):
                     "challenge scan as 'Challenge PET'."
                 )
             challenge_path = chal.metadata.get("source_path")
-        mask_choice = self.mask_combo.currentText()
-        mask_path = None
-        if mask_choice not in (MASK_ROIS, MASK_UPTAKE, ""):
-            mask_layer = self._layer(mask_choice)
-            mask_path = (
-                mask_layer.metadata.get("source_path") if mask_layer else None
-            ) or "MASK.nii.gz"
-        elif mask_choice == MASK_UPTAKE:
-            mask_path = "BRAIN.nii.gz"
-        lut = labels_layer.metadata.get("lut", {}) or {}
-        return FitInputs(
+        return FitRequest(
             model=self.model_combo.currentData(),
-            ref_label=int(ref_label),
-            ref_name=str(lut.get(int(ref_label), f"label_{ref_label}")),
+            reference=int(ref_label),
             windows_min=windows,
             two_scans=mode == "two_scans",
             t_star_min=None
@@ -571,44 +540,84 @@ class FitWidget(QWidget):
             else self.t_star_spin.value(),
             k2p_per_min=None if self.k2p_auto.isChecked() else self.k2p_spin.value(),
             weights=self.weights_combo.currentText(),
+            mask=self._mask_choice(),
             pet_path=pet_layer.metadata.get("source_path"),
             challenge_pet_path=challenge_path,
             labels_path=labels_layer.metadata.get("source_path"),
-            mask_path=mask_path,
         )
 
-    def _core_objects(self, inputs: FitInputs):
+    def _mask_choice(self) -> str | None:
+        """The request's ``mask``: None (ROI voxels), ``"uptake"`` or a file."""
+        choice = self.mask_combo.currentText()
+        if choice in (MASK_ROIS, ""):
+            return None
+        if choice == MASK_UPTAKE:
+            return UPTAKE_MASK
+        layer = self._layer(choice)
+        return (layer.metadata.get("source_path") if layer else None) or "MASK.nii.gz"
+
+    def _brain_mask(self) -> np.ndarray | None:
+        """The mask layer's voxels when a mask layer is chosen."""
+        choice = self.mask_combo.currentText()
+        if choice in (MASK_ROIS, MASK_UPTAKE, ""):
+            return None
+        layer = self._layer(choice)
+        if layer is None:
+            raise MorError(f"Mask layer {choice!r} is gone; pick another mask.")
+        return np.asarray(layer.data) > 0
+
+    def fit_data(self, request: FitRequest) -> FitData:
+        """The request's inputs from the chosen layers (checked, on the PET grid)."""
         pet = pet_from_layer(self._require(self.pet_combo, "PET"))
-        labels = labels_from_layer(self._require(self.labels_combo, "ROI set"))
-        chal = None
-        if inputs.two_scans:
-            chal = pet_from_layer(
+        labels_layer = self._require(self.labels_combo, "ROI set")
+        challenge = None
+        if request.two_scans:
+            challenge = pet_from_layer(
                 self._require(self.challenge_pet_combo, "challenge PET")
             )
-        return pet, labels, chal
+        files = {
+            "pet": request.pet_path,
+            "challenge_pet": request.challenge_pet_path,
+            "labels": request.labels_path,
+        }
+        brain = self._brain_mask()
+        if brain is not None:
+            files["mask"] = request.mask
+        return prepare_fit_data(
+            request,
+            pet,
+            labels=labels_from_layer(labels_layer),
+            challenge=challenge,
+            brain_mask=brain,
+            input_files=files,
+        )
 
     def _update_cli(self, *args) -> None:
         try:
-            inputs = self.collect_inputs()
+            request = self.collect_inputs()
         except MorError as err:
             self.cli_box.setPlainText(f"# incomplete inputs: {err}")
             return
-        fitted = self.inputs
-        if (
-            fitted is not None
-            and replace(fitted, k2p_per_min=inputs.k2p_per_min) == inputs
-        ):
-            inputs = fitted  # k2' "auto": show the value the fits used
-        lines = ["# ROI table per condition:"]
-        lines += inputs.cli_commands("OUT", rois_only=True)
-        if kinetics.MODELS[inputs.model].map_solver is not None:
-            lines.append("# BP_ND maps per condition:")
-            lines += inputs.cli_commands("OUT", rois_only=False)
-        if len(inputs.conditions) == 2:
+        lines = ["# ROI table (one row per ROI and condition):"]
+        lines.append(replace(request, rois_only=True, mask=None).command_line())
+        if MODELS[request.model].map_solver is not None:
+            lines.append("# BP_ND maps (OUT_<condition>.nii.gz with two conditions):")
+            lines.append(replace(request, rois_only=False).command_line())
+        if len(request.conditions) == 2:
             lines.append("# delta-BP (positive = activation):")
             lines.append(
-                "napari-mor delta OUT_baseline.nii.gz OUT_challenge.nii.gz "
-                "--out DELTA.nii.gz --percent PCT_DELTA.nii.gz"
+                DeltaRequest(
+                    "OUT_baseline.nii.gz",
+                    "OUT_challenge.nii.gz",
+                    "DELTA.nii.gz",
+                    "PCT_DELTA.nii.gz",
+                ).command_line()
+            )
+        used = self.roi_result.k2p if self.roi_result is not None else None
+        if used is not None and used.value is not None and self.inputs == request:
+            lines.append(
+                f"# k2' used: {used.value:g} /min ({used.source}); the commands "
+                f"estimate it the same way, or fix it with --k2p {used.value:g}"
             )
         self.cli_box.setPlainText("\n".join(lines))
 
@@ -621,26 +630,25 @@ class FitWidget(QWidget):
     def fit_rois(self) -> dict[str, list[RoiFit]]:
         """Fit every ROI in every condition now; fill the tables and plots."""
         self._sync_reference_choices()
-        inputs = self.collect_inputs()
-        pet, labels, chal = self._core_objects(inputs)
-        fits, tacs = fit_rois(inputs, pet, labels, chal)
-        self.inputs, self.fits, self.tacs = with_k2p_used(inputs, fits), fits, tacs
-        first = next(iter(tacs.values()))
-        self.roi_labels = [int(v) for v in first.labels]
+        request = self.collect_inputs()
+        result = fit_rois(request, self.fit_data(request))
+        self.inputs, self.roi_result = request, result
+        self.fits, self.tacs = result.fits, result.tacs
+        self.roi_labels = result.labels
         self._fill_table()
         self._fill_delta_table()
         if self.table.rowCount():
             self.table.selectRow(0)
         self.status_label.setText(
-            f"{inputs.model}: {len(self.roi_labels)} ROIs × {len(fits)} condition(s) "
-            f"fitted; reference {inputs.ref_name}."
+            f"{request.model}: {len(self.roi_labels)} ROIs × {len(result.fits)} "
+            f"condition(s) fitted; reference {result.reference}."
         )
         self._update_cli()
-        return fits
+        return result.fits
 
     def table_rows(self) -> list[dict]:
         """The ROI fit table as rows (columns :data:`FIT_COLUMNS`)."""
-        return fit_table_rows(self.fits, self.roi_labels) if self.fits else []
+        return fit_table_rows(self.roi_result) if self.roi_result else []
 
     def delta_rows(self) -> list[dict]:
         """Per-ROI delta-BP from the ROI fits (empty without two conditions)."""
@@ -732,71 +740,42 @@ class FitWidget(QWidget):
         return path
 
     # ---------------------------------------------------------------- maps
-    def _mask(self, pet, labels) -> tuple[np.ndarray, str]:
-        choice = self.mask_combo.currentText()
-        if choice in (MASK_ROIS, ""):
-            return labels_on_grid(labels, pet).data > 0, "ROI voxels"
-        if choice == MASK_UPTAKE:
-            return uptake_mask(pet, 0.25), "PET uptake >= 25% of p99"
-        layer = self._layer(choice)
-        if layer is None:
-            raise MorError(f"Mask layer {choice!r} is gone; pick another mask.")
-        data = np.asarray(layer.data)
-        if data.shape != pet.spatial_shape:
-            raise MorError(
-                f"Mask layer {choice!r} has shape {data.shape} but the PET volume is "
-                f"{pet.spatial_shape}; use a mask on the PET grid."
-            )
-        return data > 0, f"layer {choice}"
-
     @notify_errors
     def fit_maps(self):
         """Start the voxelwise fit in a worker; returns the worker (or None)."""
         if self.worker is not None:
             raise MorError("A voxelwise fit is already running; wait or cancel it.")
         self._sync_reference_choices()
-        inputs = self.collect_inputs()
-        pet, labels, chal = self._core_objects(inputs)
-        jobs = map_jobs(inputs, pet, labels, chal)
-        mask, mask_name = self._mask(pet, labels)
-        worker = _fit_maps_worker(
-            [
-                {**job.core_kwargs(inputs, mask), "block_size": self.block_size}
-                for job in jobs
-            ]
-        )
-        worker.yielded.connect(self._on_map_progress)
-        worker.returned.connect(
-            functools.partial(self._on_maps_returned, jobs, inputs, mask_name)
-        )
-        worker.errored.connect(self._on_worker_error)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_worker_finished)
-        self.worker = worker
-        self.fit_maps_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
-        self.progress.setFormat(f"fitting {inputs.model} maps… %p%")
+        request = self.collect_inputs()
+        plan = plan_maps(request, self.fit_data(request))
         self.status_label.setText(
-            f"Voxelwise {inputs.model}: {int(mask.sum())} voxels × {len(jobs)} "
-            "condition(s)…"
+            f"Voxelwise {request.model}: {plan.n_voxels} voxels × {len(plan.jobs)} "
+            f"condition(s); k2' {plan.k2p.source}…"
         )
-        worker.start()
-        return worker
+        self.worker = start_worker(
+            _drain_map_fits,
+            plan,
+            self.block_size,
+            desc=f"fitting {request.model} maps",
+            on_returned=functools.partial(self._on_maps_returned, plan),
+            fraction_of=lambda progress: progress.fraction,
+            progress_bar=self.progress,
+            cancel_button=self.cancel_button,
+            run_button=self.fit_maps_button,
+            on_aborted=self._on_aborted,
+            on_finished=self._on_worker_finished,
+            total=len(plan.jobs),
+        )
+        return self.worker
 
-    def _on_map_progress(self, value) -> None:
-        index, n_jobs, done, total = value
-        fraction = (index + done / max(total, 1)) / max(n_jobs, 1)
-        self.progress.setValue(round(1000 * fraction))
-
-    def _on_maps_returned(self, jobs, inputs: FitInputs, mask_name: str, results):
+    def _on_maps_returned(self, plan: MapPlan, results) -> None:
         added = []
-        for job, result in zip(jobs, results, strict=True):
+        for job in plan.jobs:
+            result = results[job.condition]
             bp = result.maps["bp_nd"]
             finite = bp[np.isfinite(bp)]
             upper = float(np.percentile(finite, 99.5)) if finite.size else 1.0
-            name = f"BP_ND {job.condition} [{inputs.model}]"
-            metadata = map_metadata(result, inputs, job.condition, job.pet, mask_name)
+            name = f"BP_ND {job.condition} [{plan.request.model}]"
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
             layer = self.viewer.add_image(
@@ -806,40 +785,23 @@ class FitWidget(QWidget):
                 colormap="viridis",
                 contrast_limits=(0.0, max(upper, 1e-3)),
                 blending="translucent_no_depth",  # no depth test: tilted MR below
-                metadata=metadata,
-                visible=job is jobs[-1],
+                metadata=bp_map_metadata(plan, job.condition, result),
+                visible=job is plan.jobs[-1],
             )
             self.map_results[job.condition] = result
             self.map_layers[job.condition] = layer
             added.append(layer)
-        self.inputs = with_k2p_used(
-            inputs, {c: [r] for c, r in self.map_results.items()}
-        )
-        self._update_cli()
-        failed = sum(r.n_failed for r in results)
+        failed = sum(r.n_failed for r in results.values())
         self.status_label.setText(
             f"Added {', '.join(layer.name for layer in added)} ({failed} failed "
             "voxels). Open the Delta-BP dock for the change map."
         )
-        self.progress.setValue(1000)
-        self.progress.setFormat("done")
-
-    def _on_worker_error(self, err: Exception) -> None:
-        if isinstance(err, MorError):
-            show_error(str(err))
-        else:
-            show_error(f"Voxelwise fit failed: {err!r}")
-        self.progress.setFormat("failed")
 
     def _on_aborted(self) -> None:
-        self.progress.setValue(0)
-        self.progress.setFormat("cancelled")
         self.status_label.setText("Voxelwise fit cancelled; no layers added.")
 
     def _on_worker_finished(self) -> None:
         self.worker = None
-        self.fit_maps_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
 
     def cancel(self) -> None:
         """Stop the running voxelwise fit between blocks (no layer is added)."""

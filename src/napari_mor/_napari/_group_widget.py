@@ -475,7 +475,7 @@ class GroupWidget(QWidget):
     def _load_regions(self, result) -> None:
         """Regions for the ROI scatter: the cohort's labels on the result grid."""
         from napari_mor.group.batch import find_region_labels
-        from napari_mor.rois import resample_labels
+        from napari_mor.rois import labels_on_grid
 
         self.roi_combo.clear()
         self.region_labels = None
@@ -486,8 +486,7 @@ class GroupWidget(QWidget):
         if labels is None:
             return
         shape = result.mask.shape
-        if labels.data.shape != shape or not np.allclose(labels.affine, result.affine):
-            labels = resample_labels(labels, shape, result.affine, on_empty="drop")
+        labels = labels_on_grid(labels, shape, result.affine, on_empty="drop")
         self.region_labels = labels
         self.roi_combo.addItems([labels.lut[k] for k in sorted(labels.lut)])
 

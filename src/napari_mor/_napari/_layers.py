@@ -140,3 +140,26 @@ def labels_from_layer(layer) -> LabelImage:
     return LabelImage(
         data=data.astype(np.int32, copy=False), affine=spatial_affine_of(layer), lut=lut
     )
+
+
+def bp_map_metadata(plan, condition: str, result) -> dict:
+    """``layer.metadata`` of a BP_ND map layer: its provenance (as its sidecar).
+
+    Parameters
+    ----------
+    plan : napari_mor.workflows.fit_maps.MapPlan
+    condition : str
+    result : napari_mor.kinetics.MapResult
+    """
+    from napari_mor import __version__
+    from napari_mor.workflows.fit_maps import map_provenance_of
+
+    source = {job.condition: job.pet for job in plan.jobs}[condition]
+    return {
+        "kind": "bp_map",
+        "condition": condition,
+        "model": result.model,
+        "source_path": str(source.path) if source.path else None,
+        "software_version": __version__,
+        "provenance": map_provenance_of(plan, condition, result, Quantity="bp_nd"),
+    }

@@ -16,7 +16,12 @@ from napari_mor._napari._layers import (
     volume_layer_data,
 )
 from napari_mor.io import load_labels, load_pet, load_volume
-from napari_mor.io._nifti import is_image_path, load_image, strip_image_suffix
+from napari_mor.io._nifti import (
+    check_sidecar_hash,
+    is_image_path,
+    load_image,
+    sidecar_path_for,
+)
 from napari_mor.io.volume import find_lut_beside
 
 _LABEL_NAME = re.compile(r"(label|dseg|aseg|atlas|roi|mask|seg)", re.IGNORECASE)
@@ -48,23 +53,37 @@ def classify_image_file(path: str | Path) -> str:
     4D with more than one volume (or ECAT) is dynamic PET; a 3D integer image
     with a lookup table beside it, or a label-like name, is labels; anything
     else is a plain image (MR).
+
+    Raises
+    ------
+    MorError
+        For shapes napari-mor does not read, and for a 4D integer image with a
+        label-like name and no PET sidecar (a label image saved as 4D).
     """
     path = Path(path)
     if path.name.lower().endswith(".v"):
         return "pet"
     image = load_image(path)
     shape = tuple(image.shape)
+    integer = np.issubdtype(image.get_data_dtype(), np.integer)
+    label_like = integer and (
+        find_lut_beside(path) is not None or _LABEL_NAME.search(path.name)
+    )
     if len(shape) == 4 and shape[3] > 1:
+        if label_like and not sidecar_path_for(path).is_file():
+            raise MorError(
+                f"{path} looks like a label image (integer values, label-like name "
+                f"or a LUT beside it) but has shape {shape}: 4D with {shape[3]} "
+                "volumes. Save label images as 3D (x, y, z); for dynamic PET, "
+                f"add the JSON sidecar {sidecar_path_for(path).name} with its frame "
+                "timing."
+            )
         return "pet"
     if len(shape) not in (3, 4):
         raise MorError(
             f"{path} has shape {shape}; napari-mor reads 3D images and 4D dynamic PET."
         )
-    integer = np.issubdtype(image.get_data_dtype(), np.integer)
-    has_lut = find_lut_beside(path) is not None
-    if integer and (has_lut or _LABEL_NAME.search(path.name)):
-        return "labels"
-    return "volume"
+    return "labels" if label_like else "volume"
 
 
 #: Map quantities (sidecar ``Quantity``) shown with a diverging colormap at 0.
@@ -89,13 +108,22 @@ def read_image_file(path: str | Path) -> list[tuple]:
 
 
 def _map_provenance(path: str | Path) -> dict:
-    """The JSON sidecar of an image written by napari-mor (empty if none)."""
-    sidecar = Path(strip_image_suffix(path)).with_suffix(".json")
+    """The JSON sidecar of an image written by napari-mor (empty if none).
+
+    A sidecar whose ``ImageSHA256`` does not match the image describes another
+    map (an interrupted or concurrent write), so it is not used; the loader's
+    warning tells the user.
+    """
     try:
-        content = json.loads(sidecar.read_text(encoding="utf-8"))
+        content = json.loads(sidecar_path_for(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return content if isinstance(content, dict) else {}
+    if not isinstance(content, dict):
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MorWarning)  # load_volume warns once
+        matches = check_sidecar_hash(path, content)
+    return content if matches else {}
 
 
 def _with_map_display(layer: tuple, provenance: dict) -> tuple:
@@ -125,5 +153,5 @@ def _show_warnings(caught) -> None:
         return
     from napari.utils.notifications import show_warning
 
-    for item in caught:
-        show_warning(str(item.message))
+    for message in dict.fromkeys(str(item.message) for item in caught):
+        show_warning(message)

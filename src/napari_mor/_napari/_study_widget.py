@@ -1,6 +1,10 @@
 """The "Study" dock: open a subject, check frame timing, quick looks, study file.
 
-A thin Qt layer over :mod:`napari_mor.study`: it reads files through
+A thin Qt layer over the Qt-free core: BIDS discovery
+(:mod:`napari_mor.io.bids`), the frame table (:mod:`napari_mor.io.frame_table`),
+quick looks (:func:`napari_mor.rois.summed_image`,
+:func:`napari_mor.rois.voxel_tac`) and the study file
+(:mod:`napari_mor.workflows.session`). It reads files through
 :mod:`napari_mor.io`, adds layers aligned in world space through their affines,
 and shows core results (frame table, mean image, voxel TAC). Every
 :class:`~napari_mor.MorError` becomes a napari notification; the viewer keeps
@@ -39,28 +43,26 @@ from napari_mor._errors import MorError, MorWarning
 from napari_mor._napari._dock import scrolling_sections
 from napari_mor._napari._layers import (
     labels_layer_data,
+    pet_from_layer,
     pet_layer_data,
     spatial_affine_of,
     volume_layer_data,
 )
 from napari_mor._napari._plot_base import BasePlotDock
+from napari_mor.defaults import DEFAULT_REFERENCE_HINT, DEFAULT_WINDOWS_MIN
 from napari_mor.io import load_labels, load_pet, load_volume, sidecar_path_for
+from napari_mor.io.bids import BidsListing, find_bids_subject
+from napari_mor.io.frame_table import frame_table, timing_from_table
+from napari_mor.io.grid import same_grid
 from napari_mor.io.timing import FrameTiming
-from napari_mor.study import (
-    DEFAULT_WINDOWS_MIN,
-    BidsListing,
-    StudyState,
-    find_bids_subject,
+from napari_mor.rois import (
     find_label,
-    frame_table,
-    load_study,
-    region_tac,
-    save_study,
+    mask_mean_tac,
     summed_image,
-    timing_from_table,
+    voxel_index,
     voxel_tac,
-    world_to_voxel,
 )
+from napari_mor.workflows.session import StudyState, load_study, save_study
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -68,7 +70,6 @@ if TYPE_CHECKING:
 _COLUMNS = ("frame", "start (min)", "end (min)", "duration (min)", "window")
 _START_COL, _DURATION_COL = 1, 3
 _IMAGE_FILTER = "Images (*.nii *.nii.gz *.v);;All files (*)"
-_REFERENCE_NAME = "occipital"
 
 
 class VoxelTacPlotDock(BasePlotDock):
@@ -756,7 +757,7 @@ class StudyWidget(QWidget):
         affine = spatial_affine_of(layer)
         data = np.asarray(layer.data)
         tac = voxel_tac(data, affine, world_mm)
-        voxel = world_to_voxel(affine, world_mm, data.shape[1:])
+        voxel = voxel_index(world_mm, affine, data.shape)
         reference, reference_name = self._reference_tac(layer)
         self.tac_plot.set_curves(
             np.asarray(layer.metadata["frame_mid_min"]),
@@ -768,20 +769,29 @@ class StudyWidget(QWidget):
         return tac
 
     def _reference_tac(self, pet_layer) -> tuple[np.ndarray | None, str]:
-        """Mean TAC of an 'occipital' label on the PET grid, if a layer has one."""
+        """Mean TAC of an 'occipital' label on the PET grid, if a layer has one.
+
+        The mean leaves out non-finite PET voxels, as every regional TAC does
+        (:func:`napari_mor.rois.mask_mean_tac`).
+        """
         pet_affine = spatial_affine_of(pet_layer)
-        pet_shape = tuple(pet_layer.data.shape[1:])
         for layer in self.viewer.layers:
-            if not isinstance(layer, Labels):
+            if not isinstance(layer, Labels) or layer.data.ndim != 3:
                 continue
             lut = layer.metadata.get("lut") or {}
-            label = find_label(lut, _REFERENCE_NAME)
-            if label is None or tuple(layer.data.shape) != pet_shape:
+            label = find_label(lut, DEFAULT_REFERENCE_HINT)
+            if label is None or not same_grid(
+                layer.data.shape,
+                spatial_affine_of(layer),
+                pet_layer.data.shape,
+                pet_affine,
+            ):
                 continue
-            if not np.allclose(spatial_affine_of(layer), pet_affine, atol=1e-3):
-                continue
-            tac = region_tac(np.asarray(pet_layer.data), np.asarray(layer.data), label)
-            return tac, f"{lut.get(label, lut.get(str(label)))} (reference)"
+            name = str(lut.get(label, lut.get(str(label))))
+            tac = mask_mean_tac(
+                pet_from_layer(pet_layer), np.asarray(layer.data) == label, name
+            )
+            return tac, f"{name} (reference)"
         return None, ""
 
     # ----------------------------------------------------------------- study file

@@ -23,6 +23,7 @@ from napari_mor.group.stats import (
     rank_data,
     t_threshold,
 )
+from napari_mor.io.tables import write_rows_tsv
 
 __all__ = [
     "CLUSTER_COLUMNS",
@@ -445,13 +446,9 @@ def save_group_result(result: GroupResult, out_dir: str | Path) -> dict[str, Pat
     paths["mask"] = write_nifti(
         out / "mask.nii.gz", result.mask, result.affine, prov, np.uint8
     )
-    with (out / "clusters.tsv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(
-            handle, CLUSTER_COLUMNS, delimiter="\t", lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(result.clusters)
-    paths["clusters_tsv"] = out / "clusters.tsv"
+    paths["clusters_tsv"] = write_rows_tsv(
+        result.clusters, CLUSTER_COLUMNS, out / "clusters.tsv"
+    )
     np.savez_compressed(out / "data.npz", data=result.data)
     paths["data"] = out / "data.npz"
     if result.null is not None:

@@ -18,6 +18,8 @@ is reported and skipped; the others continue.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.defaults import DEFAULT_MODEL, DEFAULT_WINDOWS_MIN
 
 __all__ = [
     "REGISTRATIONS",
@@ -41,7 +44,9 @@ __all__ = [
     "run_batch",
 ]
 
-MANIFEST_VERSION = 1
+#: 2: the manifest also records the SHA-256 of every map it vouches for
+#: (``outputs``), so stale or half-written maps are never used.
+MANIFEST_VERSION = 2
 CONDITIONS = ("baseline", "challenge")
 
 
@@ -108,43 +113,55 @@ REGISTRATIONS: dict[str, Callable] = {
 class BatchSettings:
     """Per-subject pipeline settings (all recorded in each manifest).
 
+    The fit itself is a :class:`~napari_mor.workflows.fit.FitRequest` built from
+    these settings (:meth:`fit_request`), so a subject of the batch gets exactly
+    what ``napari-mor fit`` gives for the same options.
+
     Attributes
     ----------
     model : str
-        Map-capable model of :mod:`napari_mor.kinetics`. Default ``"mrtm2"``
-        with k2' from an ROI-level MRTM fit of ``k2p_region`` in the baseline
-        window: on the bolus+infusion phantom (windows 10-45 / 50-90 min,
-        noise 0.03) regional delta-BP is 0.19-0.29 where the truth is
-        0.24-0.30 and within +-0.09 of 0 elsewhere. Windowed Logan is biased by
-        about -0.3 everywhere with these windows (no equilibrium in the
-        baseline window), and voxelwise 3-parameter MRTM / voxelwise k2' are
-        unstable with realistic voxel noise.
+        Map-capable model of :mod:`napari_mor.kinetics` (default: the CLI's).
     windows_min : dict of str to (float, float)
         ``baseline`` and ``challenge`` windows, minutes from injection.
-    ref_region : str
-        Name of the reference region in the label LUT (``occipital_ref``).
-    k2p_region : str or None
-        High-binding region of the LUT whose mean TAC gives k2' (MRTM, ROI
-        level, baseline window) for MRTM2/SRTM2, unless ``model_options``
+    ref_region : str, int or None
+        Reference region name or label (None: the region named like "occipital").
+    k2p_region : str, int or None
+        High-binding region whose MRTM fit gives k2' (None: the automatic k2' of
+        :func:`napari_mor.workflows.fit.shared_k2p`), unless ``model_options``
         holds ``k2p_per_min``.
     fwhm_mm : float
         Gaussian smoothing of the maps, FWHM mm (0: none).
     registration : str
         Key of :data:`REGISTRATIONS`.
     model_options : dict
-        Extra options for :func:`napari_mor.kinetics.fit_maps`
-        (``t_star_min``, ``k2p_per_min``, ...).
+        ``t_star_min``, ``k2p_per_min``, ``weights``.
     """
 
-    model: str = "mrtm2"
-    windows_min: dict = field(
-        default_factory=lambda: {"baseline": (10.0, 45.0), "challenge": (50.0, 90.0)}
-    )
-    ref_region: str = "occipital_ref"
-    k2p_region: str | None = "midline_thalamus"
+    model: str = DEFAULT_MODEL
+    windows_min: dict = field(default_factory=lambda: dict(DEFAULT_WINDOWS_MIN))
+    ref_region: str | int | None = None
+    k2p_region: str | int | None = None
     fwhm_mm: float = 0.0
     registration: str = "identity"
     model_options: dict = field(default_factory=dict)
+
+    def fit_request(self):
+        """The fit request of one subject (windows baseline, challenge)."""
+        from napari_mor.workflows.fit import FitRequest
+
+        unknown = set(self.model_options) - {"t_star_min", "k2p_per_min", "weights"}
+        if unknown:
+            raise MorError(
+                f"Unknown model options {sorted(unknown)}; use t_star_min, "
+                "k2p_per_min or weights."
+            )
+        return FitRequest(
+            model=self.model,
+            reference=self.ref_region,
+            windows_min=tuple(tuple(self.windows_min[c]) for c in CONDITIONS),
+            k2p_region=self.k2p_region,
+            **self.model_options,
+        )
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -222,8 +239,8 @@ def discover_cohort(
         Subjects listed in participants.tsv but without a folder, and folders
         without a row, are reported in ``notes`` / ``problems``.
     """
+    from napari_mor.io.bids import find_bids_subject
     from napari_mor.sample.cohort import read_participants
-    from napari_mor.study import find_bids_subject
 
     root = Path(root)
     if not root.is_dir():
@@ -290,17 +307,111 @@ def _manifest_inputs(subject: SubjectInputs, labels: Path, mask: Path | None) ->
     }
 
 
+def _read_manifest(path: Path) -> dict | None:
+    """A subject's manifest, or None when missing, unreadable or not an object."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def _output_hashes(outputs: Mapping[str, Path]) -> dict:
+    """``{condition: {"file": name, "sha256": hex}}`` of maps that exist."""
+    from napari_mor.io import file_sha256
+
+    return {
+        c: {"file": p.name, "sha256": file_sha256(p)}
+        for c, p in outputs.items()
+        if p.is_file()
+    }
+
+
+def _outputs_problem(manifest: dict, outputs: Mapping[str, Path]) -> str | None:
+    """Why a subject's maps cannot be used with its manifest (None: they can).
+
+    The manifest must be sealed (``outputs`` with a SHA-256 per map, written
+    after the maps), list the delta map, and every map it lists must exist and
+    hash to the recorded value.
+    """
+    from napari_mor.io import file_sha256
+
+    if manifest.get("status") == "failed":
+        return f"failed in the last 'group run' ({manifest.get('message', '')})"
+    if manifest.get("version") != MANIFEST_VERSION:
+        return (
+            f"its manifest is version {manifest.get('version')!r}, not "
+            f"{MANIFEST_VERSION}; run 'napari-mor group run' again"
+        )
+    recorded = manifest.get("outputs")
+    if not isinstance(recorded, dict) or "delta" not in recorded:
+        return (
+            "its manifest records no delta-BP map (the run was interrupted); run "
+            "'napari-mor group run' again"
+        )
+    for condition, entry in recorded.items():
+        path = outputs.get(condition)
+        if path is None or not isinstance(entry, dict):
+            return f"its manifest lists an unknown map {condition!r}"
+        if not path.is_file():
+            return f"{path.name} is missing"
+        try:
+            actual = file_sha256(path)
+        except OSError as err:
+            return f"{path.name} cannot be read ({err.strerror or err})"
+        if entry.get("sha256") != actual:
+            return (
+                f"{path.name} does not match its manifest (changed, damaged or "
+                "half-written); run 'napari-mor group run' again"
+            )
+    return None
+
+
+def _invalidate_subject(
+    outputs: Mapping[str, Path], manifest_path: Path, message: str
+) -> None:
+    """After a failure: the subject's earlier maps must never be used again.
+
+    Its maps (with their sidecars) are removed when napari-mor wrote them (the
+    sidecar says so and its ``ImageSHA256`` matches), and the manifest is
+    replaced by a ``"status": "failed"`` record that stats reads as "left out".
+    Nothing is created for a subject without an output folder. Errors here are
+    ignored: the subject is reported as failed either way.
+    """
+    from napari_mor.io import write_json
+    from napari_mor.io._nifti import IMAGE_SHA256_KEY, file_sha256, sidecar_path_for
+
+    if not manifest_path.parent.is_dir():
+        return
+    try:
+        write_json(
+            manifest_path,
+            {"version": MANIFEST_VERSION, "status": "failed", "message": message},
+        )
+    except (OSError, MorError):
+        with contextlib.suppress(OSError):
+            manifest_path.unlink(missing_ok=True)
+    for path in outputs.values():
+        sidecar = sidecar_path_for(path)
+        with contextlib.suppress(OSError, ValueError):
+            content = json.loads(sidecar.read_text(encoding="utf-8"))
+            if (
+                isinstance(content, dict)
+                and content.get("Software") == "napari-mor"
+                and content.get(IMAGE_SHA256_KEY) == file_sha256(path)
+            ):
+                path.unlink()
+                sidecar.unlink()
+
+
 def _load_on_grid(path: Path, shape, affine, what: str):
     """Labels (LUT found beside them) on a grid, resampled when it differs."""
     from napari_mor.io import load_labels
-    from napari_mor.rois import resample_labels
+    from napari_mor.rois import labels_on_grid
 
-    image = load_labels(path)
-    if image.data.shape[:3] != tuple(shape) or not np.allclose(image.affine, affine):
-        image = resample_labels(
-            image, shape, affine, on_empty="drop", target_name=f"PET ({what})"
-        )
-    return image
+    return labels_on_grid(
+        load_labels(path), shape, affine, on_empty="drop", target_name=f"PET ({what})"
+    )
 
 
 def process_subject(
@@ -320,8 +431,9 @@ def process_subject(
         ``message``, ``outputs`` (paths by condition).
     """
     from napari_mor.io import load_pet, write_json
-    from napari_mor.maps import bp_maps, delta_bp, map_provenance, smooth_map, write_map
-    from napari_mor.rois import mask_mean_tac
+    from napari_mor.maps import delta_bp, smooth_map, write_map
+    from napari_mor.workflows.fit import prepare_fit_data
+    from napari_mor.workflows.fit_maps import fit_maps_now, map_provenance_of, plan_maps
 
     out_dir = Path(out_dir)
     labels_path = Path(labels_path)
@@ -341,69 +453,59 @@ def process_subject(
             "inputs": inputs,
             "settings": settings.as_dict(),
         }
-        if (
-            not force
-            and manifest_path.is_file()
-            and all(p.is_file() for p in outputs.values())
-        ):
-            stored = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if {k: stored.get(k) for k in wanted} == wanted:
+        if not force:
+            stored = _read_manifest(manifest_path)
+            if (
+                stored is not None
+                and {k: stored.get(k) for k in wanted} == wanted
+                and _outputs_problem(stored, outputs) is None
+            ):
                 return {**status, "status": "cached", "message": "inputs unchanged"}
-        pet = load_pet(subject.pet)
-        pet.require_decay_corrected()
-        pet = REGISTRATIONS[settings.registration](pet, subject)
+        # the old manifest no longer vouches for anything: a run stopped while the
+        # maps are being replaced must not leave them looking valid
+        manifest_path.unlink(missing_ok=True)
+        request = settings.fit_request()
+        pet = REGISTRATIONS[settings.registration](load_pet(subject.pet), subject)
         shape = pet.spatial_shape
         labels = _load_on_grid(labels_path, shape, pet.affine, "labels")
-        ref_label = labels.label_of(settings.ref_region)
-        ref_mask = labels.data == ref_label
         if mask_path is not None:
             brain = _load_on_grid(mask_path, shape, pet.affine, "mask").data > 0
         else:
             brain = pet.data.mean(axis=0) > 0
-        ref_tac = mask_mean_tac(pet, ref_mask, f"Reference {settings.ref_region}")
-        options = dict(settings.model_options)
-        if (
-            settings.model in ("mrtm2", "srtm2")
-            and options.get("k2p_per_min") is None
-            and settings.k2p_region
-        ):
-            from napari_mor.kinetics import estimate_k2p
-
-            high = labels.data == labels.label_of(settings.k2p_region)
-            options["k2p_per_min"] = estimate_k2p(
-                mask_mean_tac(pet, high, settings.k2p_region),
-                ref_tac,
-                pet.timing,
-                window=tuple(settings.windows_min["baseline"]),
-            )
-        fits = bp_maps(
-            pet.data,
-            brain,
-            ref_tac,
-            pet.timing,
-            settings.model,
-            settings.windows_min,
-            **options,
+        data = prepare_fit_data(
+            request,
+            pet,
+            labels=labels,
+            brain_mask=brain,
+            input_files={"pet": subject.pet, "sidecar": subject.sidecar},
         )
+        plan = plan_maps(request, data)
+        fits = fit_maps_now(plan)
         bp = {c: fits[c].maps["bp_nd"] for c in CONDITIONS}
         bp["delta"] = delta_bp(bp["baseline"], bp["challenge"])
-        for c, data in bp.items():
-            data = smooth_map(data, pet.affine, settings.fwhm_mm)
-            prov = map_provenance(
+        for c, values in bp.items():
+            prov = map_provenance_of(
+                plan,
+                c,
                 fits.get(c),
-                reference_region=f"{settings.ref_region} (label {ref_label})",
-                windows=settings.windows_min,
-                input_files=[p for p in (subject.pet, subject.sidecar) if p],
                 Quantity="delta_bp_nd" if c == "delta" else "bp_nd",
-                Condition=c,
                 SmoothingFWHMmm=settings.fwhm_mm,
                 Registration=settings.registration,
             )
-            write_map(outputs[c], data, pet.affine, prov)
+            write_map(
+                outputs[c],
+                smooth_map(values, pet.affine, settings.fwhm_mm),
+                pet.affine,
+                prov,
+            )
         write_json(manifest_path, wanted)
+        # sealed: the manifest vouches for exactly these maps (checked by stats)
+        write_json(manifest_path, {**wanted, "outputs": _output_hashes(outputs)})
         return {**status, "status": "computed", "message": ""}
     except Exception as err:  # one bad subject is reported, never stops the cohort
-        return {**status, "status": "failed", "message": f"{type(err).__name__}: {err}"}
+        message = f"{type(err).__name__}: {err}"
+        _invalidate_subject(outputs, manifest_path, message)
+        return {**status, "status": "failed", "message": message}
 
 
 def cohort_atlas_inputs(
@@ -478,19 +580,35 @@ def run_batch(
     import dask
 
     settings = settings or BatchSettings()
+    # every setting is checked before anything is written (a bad window, t* or
+    # k2' would otherwise fail each subject in turn)
     settings.check()
+    settings.fit_request()
+    if "://" not in scheduler and scheduler not in (
+        "threads",
+        "processes",
+        "sync",
+        "synchronous",
+    ):
+        raise MorError(
+            f"Unknown scheduler {scheduler!r}; use threads, processes, sync or a "
+            "dask.distributed address tcp://host:port."
+        )
+    if n_workers is not None and n_workers < 1:
+        raise MorError(f"n_workers must be >= 1; got {n_workers}.")
     listing = discover_cohort(root, participants)
     out_dir = Path(out_dir)
+    if not Path(labels).is_file():
+        raise MorError(
+            f"Label image {labels} does not exist; give --labels (MNI space)."
+        )
+    _check_batch_outputs(root, out_dir, listing, labels, mask, participants)
     out_dir.mkdir(parents=True, exist_ok=True)
     if listing.participants:
         from napari_mor.sample.cohort import write_participants
 
         write_participants(out_dir / "participants.tsv", listing.participants)
     copy_atlas(root, out_dir)
-    if not Path(labels).is_file():
-        raise MorError(
-            f"Label image {labels} does not exist; give --labels (MNI space)."
-        )
     tasks = [
         dask.delayed(process_subject, pure=False)(
             s,
@@ -519,11 +637,6 @@ def run_batch(
             for future in as_completed(futures):
                 report(future.result())
     else:
-        if scheduler not in ("threads", "processes", "sync", "synchronous"):
-            raise MorError(
-                f"Unknown scheduler {scheduler!r}; use threads, processes, sync or a "
-                "dask.distributed address tcp://host:port."
-            )
         from dask.callbacks import Callback
 
         class _Progress(Callback):
@@ -549,9 +662,73 @@ def run_batch(
     return results
 
 
+def _check_batch_outputs(
+    root: str | Path,
+    out_dir: Path,
+    listing: CohortListing,
+    labels: str | Path,
+    mask: str | Path | None,
+    participants: str | Path | None,
+) -> None:
+    """Refuse a maps folder whose files would replace cohort inputs.
+
+    The maps folder may live inside the cohort (``derivatives/``), but no file
+    the batch writes (participants table, atlas copy, report, per-subject maps,
+    their sidecars and manifests) may be an input: a subject's PET or sidecar,
+    the labels (and LUT), the mask, the participants table or the atlas.
+    """
+    from napari_mor.io._nifti import is_image_path, sidecar_path_for
+    from napari_mor.io.outputs import check_outputs
+
+    root = Path(root)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MorError(
+            f"The maps folder {out_dir} is a file; give a folder (--out MAPS)."
+        )
+    if out_dir.exists() and root.exists() and out_dir.samefile(root):
+        raise MorError(
+            f"The maps folder {out_dir} is the cohort folder {root}; write the "
+            f"maps elsewhere, e.g. --out {root / 'derivatives' / 'napari-mor'}."
+        )
+    atlas = root / "atlas"
+    atlas_files = (
+        sorted(p for p in atlas.rglob("*") if p.is_file()) if atlas.is_dir() else []
+    )
+    table = Path(participants) if participants else root / "participants.tsv"
+    inputs = {
+        "--labels": labels,
+        "--mask": mask,
+        "participants table": table if table.is_file() else None,
+    }
+    for s in listing.subjects:
+        inputs.update({f"{s.subject} PET": s.pet, f"{s.subject} sidecar": s.sidecar})
+        inputs[f"{s.subject} T1w"] = s.t1w
+    for path in atlas_files:
+        inputs[f"cohort atlas {path.name}"] = path
+    outputs = {
+        "--out (participants table)": out_dir / "participants.tsv",
+        "--out (batch report)": out_dir / "batch_report.json",
+    }
+    sidecars = {sidecar_path_for(p) for p in atlas_files if is_image_path(p)}
+    for path in atlas_files:
+        if path not in sidecars:  # an image output brings its sidecar along
+            outputs[f"--out (atlas copy {path.name})"] = (
+                out_dir / "atlas" / path.relative_to(atlas)
+            )
+    for s in listing.subjects:
+        for c, path in _output_paths(out_dir, s.subject).items():
+            outputs[f"--out ({s.subject} {c} map)"] = path
+        outputs[f"--out ({s.subject} manifest)"] = out_dir / s.subject / "manifest.json"
+    check_outputs(inputs, outputs)
+
+
 @dataclass
 class CohortMaps:
-    """Per-subject maps of a maps folder, stacked on one grid."""
+    """Per-subject maps of a maps folder, stacked on one grid.
+
+    ``missing`` lists the subjects left out and ``left_out`` says why (no
+    manifest, failed in the last run, maps that do not match the manifest).
+    """
 
     subjects: list[str]
     delta: np.ndarray
@@ -560,6 +737,7 @@ class CohortMaps:
     affine: np.ndarray
     participants: dict
     missing: list[str]
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def covariate(self, name: str) -> np.ndarray:
         """Values of a participants.tsv column, in subject order."""
@@ -579,53 +757,111 @@ class CohortMaps:
         return np.asarray(values, dtype=np.float64)
 
 
+def usable_subjects(maps_dir: str | Path) -> tuple[list[str], dict[str, str]]:
+    """Subjects of a maps folder whose maps may be used, and why others may not.
+
+    A subject is usable when its ``manifest.json`` is sealed (records the
+    SHA-256 of its maps, written after them), every map it lists hashes to the
+    recorded value, and the last ``group run`` (``batch_report.json``, when
+    present) included it and did not report it as failed.
+
+    Returns
+    -------
+    usable : list of str
+        Subject ids (``sub-XX``), sorted.
+    left_out : dict of str to str
+        Subject id -> reason, for the others.
+    """
+    maps_dir = Path(maps_dir)
+    folders = sorted(p for p in maps_dir.glob("sub-*") if p.is_dir())
+    report = _read_manifest(maps_dir / "batch_report.json")
+    last_run = None
+    if report is not None and isinstance(report.get("subjects"), list):
+        last_run = {
+            r.get("subject"): r.get("status")
+            for r in report["subjects"]
+            if isinstance(r, dict)
+        }
+    usable, left_out = [], {}
+    for folder in folders:
+        sub = folder.name
+        manifest_path = folder / "manifest.json"
+        manifest = _read_manifest(manifest_path)
+        if last_run is not None and sub not in last_run:
+            left_out[sub] = "not part of the last 'group run' (batch_report.json)"
+        elif last_run is not None and last_run[sub] == "failed":
+            left_out[sub] = "failed in the last 'group run' (batch_report.json)"
+        elif manifest is None:
+            left_out[sub] = (
+                "no readable manifest.json (maps not written by 'napari-mor group "
+                "run' or 'group simulate', or the run was interrupted)"
+            )
+        else:
+            problem = _outputs_problem(manifest, _output_paths(maps_dir, sub))
+            if problem is None:
+                usable.append(sub)
+            else:
+                left_out[sub] = problem
+    return usable, left_out
+
+
 def load_cohort_maps(
     maps_dir: str | Path, participants: str | Path | None = None
 ) -> CohortMaps:
     """Stack the subjects' maps written by :func:`run_batch` (or ``group simulate``).
 
-    Subjects without a delta map are listed in ``missing`` and left out.
-    """
-    import nibabel as nib
+    Only subjects whose maps match their manifest are used (see
+    :func:`usable_subjects`); the others are listed in ``missing`` with the
+    reason in ``left_out``.
 
-    from napari_mor.sample.cohort import read_participants
+    Raises
+    ------
+    MorError
+        No ``sub-*`` folders, fewer than 3 usable subjects, a map that cannot
+        be read, maps on different grids, or an unreadable participants table.
+    """
+    from napari_mor.io._nifti import affine_of, load_image, read_data
+    from napari_mor.io.grid import same_grid
 
     maps_dir = Path(maps_dir)
-    folders = sorted(p for p in maps_dir.glob("sub-*") if p.is_dir())
-    if not folders:
+    if not maps_dir.is_dir():
+        raise MorError(
+            f"{maps_dir} is not a folder; give the maps folder written by "
+            "'napari-mor group run' (or 'group simulate')."
+        )
+    if not any(p.is_dir() for p in maps_dir.glob("sub-*")):
         raise MorError(
             f"No sub-* folders in {maps_dir}; run 'napari-mor group run' first."
         )
-    subjects, stacks, missing, affine = (
-        [],
-        {c: [] for c in (*CONDITIONS, "delta")},
-        [],
-        None,
-    )
-    for folder in folders:
-        paths = _output_paths(maps_dir, folder.name)
-        if not paths["delta"].is_file():
-            missing.append(folder.name)
-            continue
-        for c, path in paths.items():
-            if path.is_file():
-                image = nib.load(str(path))
-                if affine is None:
-                    affine = np.asarray(image.affine, float)
-                elif not np.allclose(image.affine, affine, atol=1e-3):
-                    raise MorError(
-                        f"{path.name} is on another grid than the first subject; "
-                        "register all subjects to the same MNI grid."
-                    )
-                stacks[c].append(np.asarray(image.dataobj, dtype=np.float32))
-        subjects.append(folder.name)
+    usable, left_out = usable_subjects(maps_dir)
+    subjects, affine, shape = [], None, None
+    stacks = {c: [] for c in (*CONDITIONS, "delta")}
+    for sub in usable:
+        for c, path in _output_paths(maps_dir, sub).items():
+            if not path.is_file():
+                continue
+            image = load_image(path)
+            if len(image.shape) != 3:
+                raise MorError(
+                    f"{path} has shape {tuple(image.shape)}; a 3D map was expected."
+                )
+            image_affine = affine_of(image, path)
+            if affine is None:
+                affine, shape = image_affine, tuple(image.shape)
+            elif not same_grid(image.shape, image_affine, shape, affine):
+                raise MorError(
+                    f"{path.name} is on another grid than the first subject; "
+                    "register all subjects to the same MNI grid."
+                )
+            stacks[c].append(read_data(image, path))
+        subjects.append(sub)
     if len(subjects) < 3:
+        why = "; ".join(f"{s}: {r}" for s, r in left_out.items())
         raise MorError(
-            f"Only {len(subjects)} subjects have delta-BP maps in {maps_dir}; a group "
-            "test needs at least 3."
+            f"Only {len(subjects)} subjects have usable delta-BP maps in {maps_dir}; "
+            "a group test needs at least 3." + (f" Left out: {why}." if why else "")
         )
-    table_path = Path(participants) if participants else maps_dir / "participants.tsv"
-    table = read_participants(table_path) if table_path.is_file() else {}
+    table = _read_participants_of(maps_dir, participants)
     full = {
         c: np.stack(v) if len(v) == len(subjects) else None for c, v in stacks.items()
     }
@@ -636,8 +872,25 @@ def load_cohort_maps(
         full["challenge"],
         affine,
         table,
-        missing,
+        sorted(left_out),
+        left_out,
     )
+
+
+def _read_participants_of(maps_dir: Path, participants) -> dict:
+    """The participants table of a maps folder ({} when there is none)."""
+    from napari_mor.sample.cohort import read_participants
+
+    table_path = Path(participants) if participants else maps_dir / "participants.tsv"
+    if participants is None and not table_path.is_file():
+        return {}
+    try:
+        return read_participants(table_path)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise MorError(
+            f"{table_path} is not a readable participants table ({err}); write it "
+            "as UTF-8 text, tab-separated, with a participant_id column."
+        ) from err
 
 
 def write_cohort_maps(cohort, out_dir: str | Path) -> Path:

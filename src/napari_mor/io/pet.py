@@ -9,14 +9,34 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError, MorWarning
-from napari_mor.io._nifti import affine_of, load_image, read_data, strip_image_suffix
+from napari_mor.io._nifti import (
+    affine_of,
+    check_sidecar_hash,
+    load_image,
+    read_data,
+    sidecar_path_for,
+)
 from napari_mor.io.timing import (
+    BIDS_BOOLEAN_KEYS,
     FrameTiming,
     read_frames_tsv,
     read_sidecar,
+    sidecar_bool,
+    sidecar_str,
     timing_from_sidecar,
     validate_frame_timing,
 )
+from napari_mor.io.writers import write_nifti
+
+__all__ = [
+    "ACTIVITY_UNIT",
+    "UNIT_TO_KBQ_ML",
+    "DynamicPET",
+    "load_pet",
+    "sidecar_path_for",
+    "unit_scale_to_kbq_ml",
+    "write_pet",
+]
 
 #: Factor that turns one unit of activity concentration into kBq/mL.
 UNIT_TO_KBQ_ML = {
@@ -141,9 +161,28 @@ class DynamicPET:
 
 
 def unit_scale_to_kbq_ml(units: str | None, source: str) -> float:
-    """Factor turning ``units`` into kBq/mL (``cc`` is read as ``mL``)."""
+    """Factor turning ``units`` into kBq/mL (``cc`` is read as ``mL``).
+
+    Parameters
+    ----------
+    units : str or None
+        Activity unit (e.g. ``"Bq/mL"``); None means kBq/mL.
+    source : str
+        Where the unit came from, named in messages.
+
+    Raises
+    ------
+    MorError
+        When the unit is not a string or not a known activity unit.
+    """
     if units is None:
         return 1.0
+    if not isinstance(units, str):
+        raise MorError(
+            f'{source}: the activity unit must be a string such as "kBq/mL"; got '
+            f"{units!r} ({type(units).__name__}). Set Units in the sidecar (or "
+            "--units) to one of Bq/mL, kBq/mL, MBq/mL, nCi/mL, uCi/mL, mCi/mL."
+        )
     key = units.strip().lower().replace(" ", "").replace("cc", "ml").replace("mL", "ml")
     key = key.replace("micro", "u").replace("μ", "u")
     if key not in UNIT_TO_KBQ_ML:
@@ -154,11 +193,6 @@ def unit_scale_to_kbq_ml(units: str | None, source: str) -> float:
             f"to one of {known}."
         )
     return UNIT_TO_KBQ_ML[key]
-
-
-def sidecar_path_for(image_path: str | Path) -> Path:
-    """The BIDS sidecar path beside an image (same stem, ``.json``)."""
-    return strip_image_suffix(image_path).with_suffix(".json")
 
 
 def load_pet(
@@ -183,6 +217,22 @@ def load_pet(
     -------
     DynamicPET
         A new object; the file is never modified.
+
+    Raises
+    ------
+    MorError
+        For a missing, corrupt or non-4D image, missing or impossible timing, and
+        sidecar values of the wrong JSON type: booleans such as
+        ``ImageDecayCorrected`` must be ``true``/``false`` (not ``"false"`` or
+        ``0``), ``Units`` and ``TracerRadionuclide`` strings, frame times and
+        ``InjectionStart`` numbers; ``null`` is refused wherever it is read.
+
+    Warns
+    -----
+    MorWarning
+        When the sidecar lacks ``Units`` (kBq/mL assumed), when voxels hold
+        NaN/Inf, or when the sidecar's ``ImageSHA256`` does not match the image
+        (it describes another file).
     """
     path = Path(path)
     if path.name.lower().endswith(".v"):
@@ -196,14 +246,19 @@ def load_pet(
         )
     n_volumes = int(image.shape[3])
     sidecar_file = sidecar_path_for(path)
+    source = str(sidecar_file)
     sidecar = read_sidecar(sidecar_file) if sidecar_file.is_file() else {}
+    for key in BIDS_BOOLEAN_KEYS:
+        sidecar_bool(sidecar, key, source)
+    radionuclide = sidecar_str(sidecar, "TracerRadionuclide", source)
+    sidecar_units = sidecar_str(sidecar, "Units", source)
     if frames_tsv is not None:
         timing = read_frames_tsv(frames_tsv, n_volumes)
     elif sidecar_file.is_file():
-        timing = timing_from_sidecar(sidecar, n_volumes, str(sidecar_file))
+        timing = timing_from_sidecar(sidecar, n_volumes, source)
     else:
         read_sidecar(sidecar_file)  # raises with the keys needed
-    source_units = units or sidecar.get("Units")
+    source_units = units or sidecar_units
     if source_units is None:
         warnings.warn(
             f"{path}: no activity unit in the sidecar; assuming kBq/mL. Add "
@@ -211,17 +266,19 @@ def load_pet(
             MorWarning,
             stacklevel=2,
         )
-    scale = unit_scale_to_kbq_ml(source_units, str(sidecar_file))
+    scale = unit_scale_to_kbq_ml(source_units, source)
     data = np.moveaxis(read_data(image, path), 3, 0)
     data, nonfinite = _scaled_finite(data, scale, path)
+    if sidecar:
+        check_sidecar_hash(path, sidecar)
     return DynamicPET(
         data=data,
         affine=affine_of(image, path),
         timing=timing,
         source_units=source_units or ACTIVITY_UNIT,
         unit_scale=scale,
-        decay_corrected=sidecar.get("ImageDecayCorrected"),
-        radionuclide=sidecar.get("TracerRadionuclide"),
+        decay_corrected=sidecar_bool(sidecar, "ImageDecayCorrected", source),
+        radionuclide=radionuclide,
         nonfinite_mask=nonfinite,
         path=path,
         sidecar=sidecar,
@@ -301,11 +358,28 @@ def write_pet(
 ) -> Path:
     """Write dynamic PET as 4D NIfTI (x, y, z, t) plus a BIDS-PET sidecar.
 
-    The sidecar holds ``FrameTimesStart``, ``FrameDuration`` (s), ``Units``
-    (kBq/mL), decay-correction fields and provenance.
-    """
-    from napari_mor.io.writers import write_nifti
+    Parameters
+    ----------
+    path : str or Path
+        Output ``.nii.gz`` or ``.nii``; the sidecar is ``X.json`` beside it.
+    pet : DynamicPET
+        Scan to write (kBq/mL, time first).
+    extra_sidecar : dict, optional
+        Further sidecar fields (provenance); they override the scan's.
 
+    Returns
+    -------
+    Path
+        The image path.
+
+    Notes
+    -----
+    The sidecar holds ``FrameTimesStart``, ``FrameDuration`` (s), ``Units``
+    (kBq/mL), decay-correction fields, provenance and ``ImageSHA256``; it is
+    written with the image as one crash-safe pair (see
+    :func:`~napari_mor.io.write_nifti`). Unknown decay status or radionuclide
+    are left out rather than written as ``null``, which the loader refuses.
+    """
     sidecar = {
         **pet.sidecar,
         **pet.timing.to_dict(),
@@ -316,4 +390,7 @@ def write_pet(
         "TracerRadionuclide": pet.radionuclide,
         **(extra_sidecar or {}),
     }
+    for key in ("ImageDecayCorrected", "TracerRadionuclide"):
+        if sidecar[key] is None:
+            del sidecar[key]
     return write_nifti(path, np.moveaxis(pet.data, 0, 3), pet.affine, sidecar)

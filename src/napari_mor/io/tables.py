@@ -14,17 +14,21 @@ from napari_mor.io.writers import _atomic_write
 __all__ = ["format_cell", "write_rows_tsv"]
 
 
-def format_cell(value) -> str:
+def format_cell(value, missing: str = "") -> str:
     """One TSV cell: floats with 6 significant digits, non-finite as ``NaN``."""
     if isinstance(value, float | np.floating):
         return "NaN" if not np.isfinite(value) else f"{float(value):.6g}"
     if value is None:
-        return ""
+        return missing
     return str(value)
 
 
 def write_rows_tsv(
-    rows: Sequence[Mapping], columns: Sequence[str], path: str | Path
+    rows: Sequence[Mapping],
+    columns: Sequence[str],
+    path: str | Path,
+    *,
+    missing: str = "",
 ) -> Path:
     """Write table rows as a TSV file, atomically (temp file, then rename).
 
@@ -36,6 +40,8 @@ def write_rows_tsv(
         Header, in order.
     path : str or Path
         Output ``.tsv`` file.
+    missing : str
+        Text of a missing or None cell (BIDS tables use ``n/a``).
 
     Returns
     -------
@@ -51,7 +57,7 @@ def write_rows_tsv(
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
             writer.writerow(columns)
             for row in rows:
-                writer.writerow([format_cell(row.get(c)) for c in columns])
+                writer.writerow([format_cell(row.get(c), missing) for c in columns])
 
     _atomic_write(path, write)
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.io.tables import write_rows_tsv
 
 #: BIDS-PET keys that carry frame timing.
 TIMING_KEYS = ("FrameTimesStart", "FrameDuration")
@@ -173,7 +174,8 @@ def read_sidecar(json_path: str | Path) -> dict:
     Raises
     ------
     MorError
-        When the file is missing or not valid JSON.
+        When the file is missing, not valid JSON, or not a JSON object
+        (``{...}``; e.g. ``null`` or a list).
     """
     json_path = Path(json_path)
     if not json_path.is_file():
@@ -183,11 +185,147 @@ def read_sidecar(json_path: str | Path) -> dict:
             "a frames TSV (--frames FRAMES.tsv, columns frame_start, frame_duration)."
         )
     try:
-        return json.loads(json_path.read_text(encoding="utf-8"))
+        content = json.loads(json_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MorError(
             f"{json_path} is not valid JSON ({err}); fix or replace the sidecar."
         ) from err
+    if not isinstance(content, dict):
+        raise MorError(
+            f"{json_path} holds a JSON {_json_type(content)}, not an object; a "
+            'sidecar is one object of "Key": value pairs, e.g. {"FrameTimesStart": '
+            '[0, 30], "FrameDuration": [30, 30], "Units": "kBq/mL"}. Fix or '
+            "replace the sidecar."
+        )
+    return content
+
+
+#: BIDS-PET keys whose values must be JSON booleans (``true``/``false``).
+BIDS_BOOLEAN_KEYS = (
+    "ImageDecayCorrected",
+    "PlasmaAvail",
+    "WholeBloodAvail",
+    "MetaboliteAvail",
+    "MetaboliteRecoveryCorrectionApplied",
+    "DispersionCorrected",
+)
+
+
+def _json_type(value) -> str:
+    """The JSON name of a decoded value's type (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _null_error(key: str, source: str) -> MorError:
+    return MorError(
+        f"{source}: {key} is null, but napari-mor needs a value there; set it or "
+        "delete the key from the sidecar."
+    )
+
+
+def sidecar_bool(sidecar: dict, key: str, source: str) -> bool | None:
+    """A BIDS boolean from a sidecar: ``True``/``False``, or None when absent.
+
+    Raises
+    ------
+    MorError
+        When the value is not a JSON boolean (e.g. the string ``"false"``, the
+        number ``0`` or ``null``).
+    """
+    if key not in sidecar:
+        return None
+    value = sidecar[key]
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        raise MorError(
+            f"{source}: {key} is null; it must be true or false (a JSON boolean, "
+            "no quotes). Set it, or delete the key if the status is unknown."
+        )
+    guess = {"true": "true", "1": "true", "false": "false", "0": "false"}.get(
+        str(value).strip().lower()
+    )
+    hint = f' (write "{key}": {guess})' if guess else ""
+    raise MorError(
+        f"{source}: {key} is the {_json_type(value)} {json.dumps(value)}, but BIDS "
+        f"needs a JSON boolean: true or false without quotes{hint}. Fix the "
+        "sidecar."
+    )
+
+
+def sidecar_str(sidecar: dict, key: str, source: str) -> str | None:
+    """A string from a sidecar, or None when absent.
+
+    Raises
+    ------
+    MorError
+        When the value is ``null`` or not a string (e.g. ``"Units": 1000``).
+    """
+    if key not in sidecar:
+        return None
+    value = sidecar[key]
+    if value is None:
+        raise _null_error(key, source)
+    if not isinstance(value, str):
+        raise MorError(
+            f"{source}: {key} is the {_json_type(value)} {json.dumps(value)}, but "
+            'it must be a string in quotes (e.g. "Units": "kBq/mL"). Fix the '
+            "sidecar."
+        )
+    return value
+
+
+def sidecar_number(sidecar: dict, key: str, source: str) -> float | None:
+    """A number from a sidecar, or None when absent.
+
+    Raises
+    ------
+    MorError
+        When the value is ``null``, a string (even ``"60"``) or a boolean.
+    """
+    if key not in sidecar:
+        return None
+    value = sidecar[key]
+    if value is None:
+        raise _null_error(key, source)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MorError(
+            f"{source}: {key} {value!r} is not a number of seconds (it is a JSON "
+            f"{_json_type(value)}); write a plain number without quotes. Fix it in "
+            "the sidecar."
+        )
+    return float(value)
+
+
+def _number_list(sidecar: dict, key: str, source: str) -> np.ndarray:
+    """A required list of JSON numbers (seconds) from a sidecar."""
+    values = sidecar[key]
+    fix = "Fix the sidecar or pass a frames TSV (--frames)."
+    if values is None:
+        raise MorError(
+            f"{source}: {key} is null; it must list one number per frame. {fix}"
+        )
+    if not isinstance(values, list):
+        raise MorError(
+            f"{source}: {key} must be a list of numbers (one per frame, seconds), "
+            f"not a JSON {_json_type(values)}. {fix}"
+        )
+    for index, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise MorError(
+                f"{source}: {key}[{index}] is the {_json_type(value)} "
+                f"{json.dumps(value)}; FrameTimesStart/FrameDuration must be lists "
+                f"of numbers (seconds, no quotes). {fix}"
+            )
+    return np.asarray(values, dtype=np.float64)
 
 
 def timing_from_sidecar(
@@ -198,6 +336,12 @@ def timing_from_sidecar(
     ``TimeZero``/``InjectionStart`` are honoured: when ``InjectionStart`` (seconds
     relative to ``TimeZero``) is given, frame starts are shifted so that they
     count from injection.
+
+    Raises
+    ------
+    MorError
+        When timing keys are missing, hold anything but JSON numbers (strings
+        such as ``"30"`` and ``null`` included), or describe impossible frames.
     """
     missing = [key for key in TIMING_KEYS if key not in sidecar]
     if missing:
@@ -206,20 +350,9 @@ def timing_from_sidecar(
             f"{' and '.join(TIMING_KEYS)} (seconds); add them or pass a frames TSV "
             "(--frames FRAMES.tsv, columns frame_start, frame_duration)."
         )
-    try:
-        start = np.asarray(sidecar["FrameTimesStart"], dtype=np.float64)
-        duration = np.asarray(sidecar["FrameDuration"], dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise MorError(
-            f"{source}: FrameTimesStart/FrameDuration must be lists of numbers ({err})."
-        ) from err
-    try:
-        injection_start_s = float(sidecar.get("InjectionStart", 0.0) or 0.0)
-    except (TypeError, ValueError) as err:
-        raise MorError(
-            f"{source}: InjectionStart {sidecar.get('InjectionStart')!r} is not a "
-            "number of seconds; fix it in the sidecar."
-        ) from err
+    start = _number_list(sidecar, "FrameTimesStart", source)
+    duration = _number_list(sidecar, "FrameDuration", source)
+    injection_start_s = sidecar_number(sidecar, "InjectionStart", source) or 0.0
     start = start - injection_start_s
     validate_frame_timing(start, duration, n_volumes, source)
     return FrameTiming(start, duration)
@@ -262,12 +395,14 @@ def read_frames_tsv(tsv_path: str | Path, n_volumes: int | None = None) -> Frame
 
 
 def write_frames_tsv(timing: FrameTiming, tsv_path: str | Path) -> Path:
-    """Write frame timing as a TSV (``frame_start``, ``frame_duration``, seconds)."""
-    tsv_path = Path(tsv_path)
-    lines = ["frame_start\tframe_duration"]
-    lines += [
-        f"{s:.6g}\t{d:.6g}"
-        for s, d in zip(timing.frame_start_s, timing.frame_duration_s, strict=True)
+    """Write frame timing as a TSV (``frame_start``, ``frame_duration``, seconds).
+
+    Written atomically by :func:`napari_mor.io.tables.write_rows_tsv`.
+    """
+    rows = [
+        {"frame_start": start, "frame_duration": duration}
+        for start, duration in zip(
+            timing.frame_start_s, timing.frame_duration_s, strict=True
+        )
     ]
-    tsv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return tsv_path
+    return write_rows_tsv(rows, ["frame_start", "frame_duration"], tsv_path)

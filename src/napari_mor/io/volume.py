@@ -11,7 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError, MorWarning
-from napari_mor.io._nifti import affine_of, load_image, read_data, strip_image_suffix
+from napari_mor.io._nifti import (
+    affine_of,
+    check_sidecar_hash,
+    load_image,
+    read_data,
+    strip_image_suffix,
+)
+from napari_mor.io.tables import write_rows_tsv
+
+#: Largest label value a LabelImage (int32) holds.
+_MAX_LABEL = np.iinfo(np.int32).max
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,20 @@ class LabelImage:
         return values[values != 0]
 
 
+def _read_3d(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel array (a 4D file with one volume counts as 3D) and affine."""
+    image = load_image(path)
+    data = read_data(image, path, dtype=dtype)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise MorError(
+            f"{path} has shape {data.shape}; a 3D image (x, y, z) was expected. "
+            "For dynamic PET use the PET loader; for a single frame extract it first."
+        )
+    return data, affine_of(image, path)
+
+
 def load_volume(path: str | Path, keep_nan: bool = False) -> Volume:
     """Load a 3D image (MR, mask, parametric map) as float32.
 
@@ -100,17 +124,16 @@ def load_volume(path: str | Path, keep_nan: bool = False) -> Volume:
     ------
     MorError
         When the file is not 3D, missing or corrupt.
+
+    Warns
+    -----
+    MorWarning
+        For NaN/Inf voxels set to 0, and when the JSON sidecar beside the image
+        records an ``ImageSHA256`` that does not match it (the sidecar then
+        describes another map).
     """
     path = Path(path)
-    image = load_image(path)
-    data = read_data(image, path)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise MorError(
-            f"{path} has shape {data.shape}; a 3D image (x, y, z) was expected. "
-            "For dynamic PET use the PET loader; for a single frame extract it first."
-        )
+    data, affine = _read_3d(path, np.float32)
     nonfinite = np.isinf(data) if keep_nan else ~np.isfinite(data)
     if nonfinite.any():
         warnings.warn(
@@ -119,11 +142,15 @@ def load_volume(path: str | Path, keep_nan: bool = False) -> Volume:
             stacklevel=2,
         )
         data = np.where(nonfinite, np.float32(0), data)
-    return Volume(data=data, affine=affine_of(image, path), path=path)
+    check_sidecar_hash(path)
+    return Volume(data=data, affine=affine, path=path)
 
 
 def load_labels(path: str | Path, lut_path: str | Path | None = None) -> LabelImage:
     """Load an integer label image and its lookup table.
+
+    Values are read in the file's own type, never through float32, so every
+    label up to 2^31 - 1 stays exact.
 
     Parameters
     ----------
@@ -132,22 +159,30 @@ def load_labels(path: str | Path, lut_path: str | Path | None = None) -> LabelIm
     lut_path : str or Path, optional
         LUT file (TSV ``index name [color]`` or FreeSurfer LUT). Defaults to a
         ``.tsv`` or ``.txt`` file beside the image with the same stem, if any.
+
+    Raises
+    ------
+    MorError
+        For fractional, negative or too large (> 2^31 - 1) values, and for a
+        LUT that cannot be read.
+
+    Warns
+    -----
+    MorWarning
+        For NaN/Inf voxels (read as background), for labels missing from the
+        LUT, for a float32 file with values above 2^24 (where float32 skips
+        whole numbers) and for a sidecar whose ``ImageSHA256`` does not match.
     """
     path = Path(path)
-    volume = load_volume(path)
-    values = volume.data
-    if not np.all(np.equal(np.round(values), values)) or values.min() < 0:
-        raise MorError(
-            f"{path} holds non-integer or negative values; a label image must hold "
-            "whole numbers (0 = background). Round it or convert it to an integer "
-            "NIfTI."
-        )
+    values, affine = _read_3d(path, None)
+    values = _label_values(values, path)
+    check_sidecar_hash(path)
     if lut_path is None:
         lut_path = find_lut_beside(path)
     lut, colors = read_lut(lut_path) if lut_path is not None else ({}, {})
     labels = LabelImage(
-        data=values.astype(np.int32),
-        affine=volume.affine,
+        data=values,
+        affine=affine,
         lut=lut,
         colors=colors,
         path=path,
@@ -156,11 +191,50 @@ def load_labels(path: str | Path, lut_path: str | Path | None = None) -> LabelIm
     return labels
 
 
+def _label_values(values: np.ndarray, path: Path) -> np.ndarray:
+    """Label values as int32, checked to be whole, >= 0 and <= 2^31 - 1."""
+    if np.issubdtype(values.dtype, np.floating):
+        nonfinite = ~np.isfinite(values)
+        if nonfinite.any():
+            warnings.warn(
+                f"{path}: {int(nonfinite.sum())} NaN/Inf voxels were set to 0 "
+                "(background).",
+                MorWarning,
+                stacklevel=3,
+            )
+            values = np.where(nonfinite, 0, values)
+        whole = bool(np.all(np.equal(np.round(values), values)))
+    else:
+        whole = True
+    if values.size == 0:
+        return values.astype(np.int32)
+    if not whole or values.min() < 0:
+        raise MorError(
+            f"{path} holds non-integer or negative values; a label image must hold "
+            "whole numbers (0 = background). Round it or convert it to an integer "
+            "NIfTI."
+        )
+    if values.max() > _MAX_LABEL:
+        raise MorError(
+            f"{path} holds label {values.max():.0f}, above the largest supported "
+            f"label {_MAX_LABEL}; renumber the labels (and the LUT)."
+        )
+    if values.dtype == np.float32 and values.max() > 2**24:
+        warnings.warn(
+            f"{path} stores labels as float32 with values above 16777216, where "
+            "float32 cannot hold every whole number: neighbouring labels may have "
+            "merged when the file was written. Save label images as int32.",
+            MorWarning,
+            stacklevel=3,
+        )
+    return values.astype(np.int32)
+
+
 def find_lut_beside(path: str | Path) -> Path | None:
     """The LUT beside an image (same stem, ``.tsv`` or ``.txt``), if any."""
     stem = strip_image_suffix(path)
     for suffix in (".tsv", ".txt"):
-        candidate = stem.with_suffix(suffix)
+        candidate = stem.with_name(stem.name + suffix)
         if candidate.is_file():
             return candidate
     return None
@@ -211,6 +285,13 @@ def read_lut(path: str | Path) -> tuple[dict[int, str], dict[int, tuple]]:
     header = [h.strip().lower() for h in lines[0].split("\t")]
     if "index" in header and "name" in header:
         rows = _read_tsv_lut(path)
+    elif not lines[0].split()[0].lstrip("+-").isdigit():
+        raise MorError(
+            f"{path}: the header row {lines[0].split()} lacks the columns 'index' "
+            "and 'name'. A TSV lookup table needs a header 'index<TAB>name' "
+            "(optionally 'color'); a FreeSurfer LUT has no header, just lines "
+            "'index name R G B A'. Fix the LUT."
+        )
     else:
         rows = [_parse_freesurfer_row(ln, path) for ln in lines]
     return _rows_to_lut(rows, path)
@@ -241,7 +322,13 @@ def _parse_freesurfer_row(line: str, path: Path) -> tuple[str, str, str | None]:
         )
     color = None
     if len(parts) >= 5:
-        rgb = [int(float(v)) for v in parts[2:5]]
+        try:
+            rgb = [min(max(int(float(v)), 0), 255) for v in parts[2:5]]
+        except ValueError as err:
+            raise MorError(
+                f"{path}: line {line!r} has a colour that is not three numbers "
+                "0-255 (R G B); fix the LUT."
+            ) from err
         color = "#" + "".join(f"{c:02x}" for c in rgb)
     return parts[0], parts[1], color
 
@@ -259,6 +346,11 @@ def _rows_to_lut(
                 f"{path}: label index {index_text!r} is not a whole number; "
                 "fix the LUT."
             ) from err
+        if name is None or not str(name).strip():
+            raise MorError(
+                f"{path}: label {index} has no name; every row needs an index and "
+                "a name (index<TAB>name). Add the name or delete the row."
+            )
         if index in lut:
             raise MorError(
                 f"{path}: label {index} appears twice ({lut[index]!r} and {name!r}); "
@@ -279,13 +371,28 @@ def write_lut(
     path: str | Path,
     colors: dict[int, tuple] | None = None,
 ) -> Path:
-    """Write a TSV lookup table (``index``, ``name``, ``color``)."""
-    path = Path(path)
+    """Write a TSV lookup table (``index``, ``name``, ``color``), atomically.
+
+    Parameters
+    ----------
+    lut : dict[int, str]
+        Label -> name.
+    path : str or Path
+        Output ``.tsv``.
+    colors : dict[int, tuple], optional
+        Label -> RGBA in 0-1 (written as ``#rrggbb``).
+
+    Returns
+    -------
+    Path
+        The file written (by :func:`napari_mor.io.tables.write_rows_tsv`).
+    """
     colors = colors or {}
-    lines = ["index\tname\tcolor"]
+    rows = []
     for index in sorted(lut):
         rgba = colors.get(index)
-        color = "#" + "".join(f"{round(c * 255):02x}" for c in rgba[:3]) if rgba else ""
-        lines.append(f"{index}\t{lut[index]}\t{color}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+        color = None
+        if rgba:
+            color = "#" + "".join(f"{round(c * 255):02x}" for c in rgba[:3])
+        rows.append({"index": int(index), "name": lut[index], "color": color})
+    return write_rows_tsv(rows, ["index", "name", "color"], path)

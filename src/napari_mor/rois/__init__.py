@@ -58,6 +58,8 @@ from napari_mor.rois.tacs import (
     extract_tacs,
     mask_mean_tac,
     read_tacs_tsv,
+    summed_image,
+    voxel_tac,
     write_tacs_tsv,
 )
 
@@ -105,7 +107,9 @@ __all__ = [
     "sphere_fraction",
     "sphere_mask",
     "sphere_volume_ml",
+    "summed_image",
     "voxel_index",
+    "voxel_tac",
     "voxel_to_world",
     "world_to_voxel",
     "write_tacs_tsv",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.io.grid import same_grid
 from napari_mor.io.pet import DynamicPET
 from napari_mor.rois.resample import LabelFractions
 from napari_mor.rois.tacs import TacTable
@@ -28,8 +29,8 @@ def extract_weighted_tacs(pet: DynamicPET, fractions: LabelFractions) -> TacTabl
     TacTable
         ``n_voxels`` holds the effective voxel count (sum of fractions, rounded).
     """
-    if fractions.fractions.shape[1:] != pet.spatial_shape or not np.allclose(
-        fractions.affine, pet.affine, atol=1e-3
+    if not same_grid(
+        fractions.fractions.shape[1:], fractions.affine, pet.spatial_shape, pet.affine
     ):
         raise MorError(
             f"Region fractions are on grid {fractions.fractions.shape[1:]} but the PET "

@@ -41,9 +41,7 @@ def world_to_voxel(points_mm: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return points @ inverse[:3, :3].T + inverse[:3, 3]
 
 
-def voxel_index(
-    world_mm, affine: np.ndarray, shape
-) -> tuple[int, int, int] | None:
+def voxel_index(world_mm, affine: np.ndarray, shape) -> tuple[int, int, int] | None:
     """Index of the voxel whose centre is nearest a world point, or None outside.
 
     Parameters

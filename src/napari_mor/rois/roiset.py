@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_mor._errors import MorError
 from napari_mor.io._nifti import strip_image_suffix
+from napari_mor.io.grid import same_grid
 from napari_mor.io.volume import LabelImage, load_labels, write_lut
 from napari_mor.io.writers import write_nifti
 from napari_mor.rois.resample import grid_corners_mm
@@ -117,9 +118,7 @@ def add_label_image(base: LabelImage, other: LabelImage) -> LabelImage:
     Regions of ``other`` overwrite ``base`` where they overlap. Names already in
     ``base`` get a ``_2`` (``_3``...) suffix.
     """
-    if other.data.shape != base.data.shape or not np.allclose(
-        other.affine, base.affine, atol=1e-3
-    ):
+    if not same_grid(other.data.shape, other.affine, base.data.shape, base.affine):
         raise MorError(
             "The regions to add are not on the ROI set's grid (shape "
             f"{other.data.shape} vs {base.data.shape}); resample them first."
@@ -227,13 +226,9 @@ def load_roi_set(
     labels = load_labels(path, lut_path)
     if shape is None or affine is None:
         return labels
-    if tuple(labels.data.shape) == tuple(shape) and np.allclose(
-        labels.affine, affine, atol=1e-3
-    ):
-        return labels
-    from napari_mor.rois.resample import resample_labels
+    from napari_mor.rois.resample import labels_on_grid
 
-    return resample_labels(labels, shape, affine)
+    return labels_on_grid(labels, shape, affine)
 
 
 def find_label(lut: Mapping[int, str], name_contains: str) -> int | None:

@@ -1,16 +1,23 @@
-"""Time-activity curves (TACs) of labelled regions on the PET grid."""
+"""Time-activity curves (TACs) of labelled regions on the PET grid.
+
+Also the Study dock's quick looks: the duration-weighted mean image over a time
+range and the TAC of the voxel under a world point.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.io.grid import same_grid
 from napari_mor.io.pet import DynamicPET
 from napari_mor.io.timing import FrameTiming
 from napari_mor.io.volume import LabelImage
+from napari_mor.rois.resample import voxel_index, world_to_voxel
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def _check_same_grid(pet: DynamicPET, labels: LabelImage) -> None:
             f"PET frames have shape {pet.spatial_shape}; resample the labels to the "
             "PET grid first."
         )
-    if not np.allclose(labels.affine, pet.affine, atol=1e-3):
+    if not same_grid(labels.data.shape, labels.affine, pet.spatial_shape, pet.affine):
         raise MorError(
             f"Label image {labels.path or ''} and PET have the same shape but "
             "different affines (not the same grid); resample the labels to the PET "
@@ -149,24 +156,22 @@ def extract_tacs(pet: DynamicPET, labels: LabelImage) -> TacTable:
 def write_tacs_tsv(table: TacTable, path: str | Path) -> Path:
     """Write TACs as TSV: ``frame_start``, ``frame_end`` (s), then per region
     ``NAME``, ``NAME_sd``, ``NAME_n`` (kBq/mL, voxels)."""
-    path = Path(path)
+    from napari_mor.io.tables import write_rows_tsv
+
     header = ["frame_start", "frame_end"]
     header += [col for name in table.names for col in (name, f"{name}_sd", f"{name}_n")]
-    rows = ["\t".join(header)]
+    rows = []
     for frame in range(table.timing.n_frames):
-        cells = [
-            f"{table.timing.frame_start_s[frame]:.6g}",
-            f"{table.timing.frame_end_s[frame]:.6g}",
-        ]
-        for region in range(len(table.names)):
-            cells += [
-                f"{table.mean_kbq_ml[frame, region]:.6g}",
-                f"{table.sd_kbq_ml[frame, region]:.6g}",
-                str(int(table.n_voxels[region])),
-            ]
-        rows.append("\t".join(cells))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        row = {
+            "frame_start": float(table.timing.frame_start_s[frame]),
+            "frame_end": float(table.timing.frame_end_s[frame]),
+        }
+        for region, name in enumerate(table.names):
+            row[name] = float(table.mean_kbq_ml[frame, region])
+            row[f"{name}_sd"] = float(table.sd_kbq_ml[frame, region])
+            row[f"{name}_n"] = int(table.n_voxels[region])
+        rows.append(row)
+    path = write_rows_tsv(rows, header, path)
     return path
 
 
@@ -192,3 +197,96 @@ def read_tacs_tsv(path: str | Path) -> TacTable:
         sd_kbq_ml=values[:, 3::3],
         n_voxels=values[0, 4::3].astype(np.int64),
     )
+
+
+def _check_pet(pet_data: np.ndarray, timing: FrameTiming | None = None) -> None:
+    if pet_data.ndim != 4:
+        raise MorError(
+            f"PET data must be 4D (t, x, y, z); got shape {tuple(pet_data.shape)}."
+        )
+    if timing is not None and timing.n_frames != pet_data.shape[0]:
+        raise MorError(
+            f"PET has {pet_data.shape[0]} frames but the timing lists "
+            f"{timing.n_frames}; fix the frame table or load the right frames TSV."
+        )
+
+
+def summed_image(
+    pet_data: np.ndarray, timing: FrameTiming, start_min: float, end_min: float
+) -> np.ndarray:
+    """Duration-weighted mean image over the frames in a time range.
+
+    Parameters
+    ----------
+    pet_data : ndarray, shape (t, x, y, z)
+        Activity, kBq/mL.
+    timing : FrameTiming
+        Frame timing (seconds).
+    start_min, end_min : float
+        Time range, minutes from injection; a frame is used when its mid-time
+        lies in ``[start_min, end_min]``.
+
+    Returns
+    -------
+    mean_image : ndarray, shape (x, y, z), float32
+        ``sum_i d_i * C_i / sum_i d_i`` over the frames used, kBq/mL.
+
+    Raises
+    ------
+    MorError
+        When no frame's mid-time lies in the range, or the range is empty.
+    """
+    _check_pet(pet_data, timing)
+    in_range = timing.frames_in_window(float(start_min), float(end_min))
+    if not in_range.any():
+        mids = timing.frame_mid_min
+        raise MorError(
+            f"No frame has its mid-time in {start_min:g}-{end_min:g} min (frame "
+            f"mid-times run {mids.min():.3g}-{mids.max():.3g} min); widen the range."
+        )
+    weights = timing.frame_duration_s[in_range]
+    frames = np.asarray(pet_data)[in_range]
+    mean = np.tensordot(weights / weights.sum(), frames, axes=(0, 0))
+    return np.asarray(mean, dtype=np.float32)
+
+
+def voxel_tac(
+    pet_data: np.ndarray, affine: np.ndarray, world_mm: Sequence[float]
+) -> np.ndarray:
+    """Time-activity curve of the PET voxel holding a world point.
+
+    Parameters
+    ----------
+    pet_data : ndarray, shape (t, x, y, z)
+        Activity, kBq/mL.
+    affine : ndarray, shape (4, 4)
+        Spatial voxel-to-world (mm) transform of the PET.
+    world_mm : sequence of 3 floats
+        World point (x, y, z), mm; the voxel is the one with the nearest centre
+        (:func:`~napari_mor.rois.voxel_index`).
+
+    Returns
+    -------
+    tac : ndarray, shape (t,), float64
+        Activity of the nearest voxel in every frame, kBq/mL (a copy).
+
+    Raises
+    ------
+    MorError
+        When the point is outside the PET field of view.
+    """
+    _check_pet(pet_data)
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise MorError(f"An affine must be 4x4; got shape {affine.shape}.")
+    index = voxel_index(world_mm, affine, pet_data.shape)
+    if index is None:
+        world = np.asarray(world_mm, dtype=np.float64).ravel()[-3:]
+        nearest = np.rint(world_to_voxel(world, affine)).astype(int)
+        raise MorError(
+            f"World point ({', '.join(f'{v:.1f}' for v in world)}) mm is outside "
+            f"the PET field of view (voxel {tuple(int(i) for i in nearest)}, grid "
+            f"{tuple(int(n) for n in pet_data.shape[1:])}); click inside the PET."
+        )
+    i, j, k = index
+    return np.array(pet_data[:, i, j, k], dtype=np.float64)

@@ -292,19 +292,13 @@ def simulate_cohort(
 
 def write_participants(path: str | Path, participants: dict) -> Path:
     """Write a BIDS ``participants.tsv`` (one row per subject, ``n/a`` missing)."""
-    path = Path(path)
+    from napari_mor.io.tables import write_rows_tsv
+
     keys = list(participants)
-    n = len(participants[keys[0]])
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(keys)
-        for i in range(n):
-            writer.writerow(
-                [
-                    "n/a" if participants[k][i] is None else participants[k][i]
-                    for k in keys
-                ]
-            )
+    rows = [
+        {k: participants[k][i] for k in keys} for i in range(len(participants[keys[0]]))
+    ]
+    path = write_rows_tsv(rows, keys, path, missing="n/a")
     return path
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_mor.defaults import DEFAULT_CHALLENGE_ONSET_MIN
+from napari_mor.defaults import DEFAULT_WINDOWS_MIN as _DEFAULT_WINDOWS_MIN
 from napari_mor.io.pet import DynamicPET, write_pet
 from napari_mor.io.timing import FrameTiming
 from napari_mor.io.volume import LabelImage, Volume, write_lut
@@ -28,8 +30,8 @@ from napari_mor.sample.kinetics_sim import (
 #: Frame schedule, (count, length in minutes): 28 frames, 90 min.
 FRAME_SCHEDULE_MIN = ((6, 0.5), (3, 1.0), (3, 2.0), (2, 4.0), (14, 5.0))
 
-#: Condition windows, minutes from injection.
-DEFAULT_WINDOWS_MIN = {"baseline": (0.0, 45.0), "challenge": (45.0, 90.0)}
+#: Condition windows, minutes from injection (the analysis default).
+DEFAULT_WINDOWS_MIN = dict(_DEFAULT_WINDOWS_MIN)
 
 #: Regions drop in BP_ND during the challenge (Hsu et al. 2013, rejection).
 REJECTION_REGIONS = (
@@ -42,8 +44,12 @@ REJECTION_REGIONS = (
 )
 
 K2_PER_MIN = 0.20
-K4_PER_MIN = 0.6
+#: Receptor dissociation rate of the sample, 1/min: [11C]carfentanil dissociates
+#: slowly (k4 ~0.05-0.1 /min), so targets are far from one-compartment behaviour.
+K4_PER_MIN = 0.10
 K1_ML_MIN_ML = 0.30
+#: Bolus-to-infusion ratio of the sample, minutes: plasma ~flat after ~30 min.
+KBOL_MIN = 50.0
 
 
 @dataclass(frozen=True)
@@ -172,23 +178,26 @@ def classify(world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tissue, region_label
 
 
-def _compartments(drop_pct: dict[str, float], bp_scale: float = 1.0):
+def _compartments(
+    drop_pct: dict[str, float], bp_scale: float = 1.0, k4_per_min: float = K4_PER_MIN
+):
     """Kinetic parameters per compartment (backgrounds, then regions).
 
-    ``bp_scale`` multiplies every baseline BP_ND (between-subject variation).
+    ``bp_scale`` multiplies every baseline BP_ND (between-subject variation);
+    ``k3 = BP_ND * k4``.
     """
     names, k1, k3_base, k3_chal = [], [], [], []
     for name, (k1_scale, bp_nd, _) in _BACKGROUND.items():
         names.append(name)
         k1.append(K1_ML_MIN_ML * k1_scale)
-        k3_base.append(bp_nd * K4_PER_MIN)
-        k3_chal.append(bp_nd * K4_PER_MIN)
+        k3_base.append(bp_nd * k4_per_min)
+        k3_chal.append(bp_nd * k4_per_min)
     for region in REGIONS:
         names.append(region.name)
         k1.append(K1_ML_MIN_ML * region.r1)
-        k3_base.append(region.bp_nd * bp_scale * K4_PER_MIN)
+        k3_base.append(region.bp_nd * bp_scale * k4_per_min)
         factor = 1.0 - drop_pct.get(region.name, 0.0) / 100.0
-        k3_chal.append(region.bp_nd * bp_scale * K4_PER_MIN * factor)
+        k3_chal.append(region.bp_nd * bp_scale * k4_per_min * factor)
     k1 = np.asarray(k1)
     k2 = np.where(k1 > 0, K2_PER_MIN * k1 / K1_ML_MIN_ML, K2_PER_MIN)
     # Non-displaceable volume stays K1'/k2' everywhere (R1 changes k2 too).
@@ -199,8 +208,9 @@ def simulate_compartment_tacs(
     timing: FrameTiming,
     drop_pct: dict[str, float],
     change_min: float,
-    kbol_min: float = 40.0,
+    kbol_min: float = KBOL_MIN,
     bp_scale: float = 1.0,
+    k4_per_min: float = K4_PER_MIN,
 ) -> tuple[list[str], np.ndarray, dict]:
     """Noise-free frame-averaged TACs of every compartment, kBq/mL.
 
@@ -211,10 +221,10 @@ def simulate_compartment_tacs(
     params : dict
         K1, k2, k3 (baseline, challenge), k4 per compartment.
     """
-    names, k1, k2, k3_base, k3_chal = _compartments(drop_pct, bp_scale)
+    names, k1, k2, k3_base, k3_chal = _compartments(drop_pct, bp_scale, k4_per_min)
     t_min = fine_time_grid_min(timing.frame_end_min[-1])
     cp = bolus_infusion_input(t_min, kbol_min=kbol_min)
-    k4 = np.full_like(k1, K4_PER_MIN)
+    k4 = np.full_like(k1, k4_per_min)
     fine = two_tissue_response(t_min, cp, k1, k2, k3_base, k4, k3_chal, change_min)
     tacs = frame_average(t_min, fine, timing.frame_start_min, timing.frame_end_min)
     params = {
@@ -248,11 +258,9 @@ def _noisy_frames(
 
 
 def _make_pet(
-    tissue, region_label, affine, timing, drop_pct, change_min, noise_cv, rng, bp_scale
+    tissue, region_label, affine, timing, drop_pct, change_min, noise_cv, rng, kinetics
 ) -> tuple[DynamicPET, list[str], np.ndarray]:
-    names, tacs, _ = simulate_compartment_tacs(
-        timing, drop_pct, change_min, bp_scale=bp_scale
-    )
+    names, tacs, _ = simulate_compartment_tacs(timing, drop_pct, change_min, **kinetics)
     compartment = tissue.astype(np.int32)
     compartment = np.where(
         region_label > 0, len(_BACKGROUND) + region_label - 1, compartment
@@ -266,7 +274,7 @@ def _make_pet(
         "TracerName": "carfentanil",
         "TracerRadionuclide": "C11",
         "ModeOfAdministration": "bolus-infusion",
-        "BolusToInfusionRatioMin": 40.0,
+        "BolusToInfusionRatioMin": kinetics["kbol_min"],
         "ImageDecayCorrected": True,
         "ImageDecayCorrectionTime": 0,
         "Units": "kBq/mL",
@@ -305,6 +313,9 @@ def make_sample_study(
     separate_scans: bool = False,
     windows_min: dict[str, tuple[float, float]] | None = None,
     bp_scale: float = 1.0,
+    k4_per_min: float = K4_PER_MIN,
+    kbol_min: float = KBOL_MIN,
+    challenge_onset_min: float = DEFAULT_CHALLENGE_ONSET_MIN,
 ) -> SampleStudy:
     """Generate the sample study in memory.
 
@@ -324,10 +335,18 @@ def make_sample_study(
         When True, ``pet`` is a whole 90-min baseline scan and ``pet_challenge`` a
         second 90-min scan with the challenge binding throughout.
     windows_min : dict, optional
-        Condition windows in minutes (default baseline 0-45, challenge 45-90).
+        Condition windows in minutes recorded with the study (default
+        :data:`napari_mor.defaults.DEFAULT_WINDOWS_MIN`).
     bp_scale : float
         Multiplies every region's baseline BP_ND (a subject with more or fewer
         receptors); the truth records the scaled values.
+    k4_per_min : float
+        Receptor dissociation rate of every target, 1/min (carfentanil-like
+        0.05-0.1; 0.6 behaves like one tissue compartment).
+    kbol_min : float
+        Bolus-to-infusion ratio, minutes.
+    challenge_onset_min : float
+        Start of the challenge in the one-scan design, minutes from injection.
 
     Returns
     -------
@@ -348,7 +367,8 @@ def make_sample_study(
     shape = tuple(round(n / pet_voxel_mm) for n in (180, 216, 186))
     affine = grid_affine(pet_voxel_mm, shape)
     tissue, region_label = classify(world_coordinates(shape, affine))
-    change_min = np.inf if separate_scans else windows_min["challenge"][0]
+    change_min = np.inf if separate_scans else float(challenge_onset_min)
+    kinetics = {"kbol_min": kbol_min, "bp_scale": bp_scale, "k4_per_min": k4_per_min}
     pet, names, tacs = _make_pet(
         tissue,
         region_label,
@@ -358,12 +378,12 @@ def make_sample_study(
         change_min,
         noise_cv,
         rng,
-        bp_scale,
+        kinetics,
     )
     pet_challenge = None
     if separate_scans:
         pet_challenge, _, _ = _make_pet(
-            tissue, region_label, affine, timing, drop_pct, 0.0, noise_cv, rng, bp_scale
+            tissue, region_label, affine, timing, drop_pct, 0.0, noise_cv, rng, kinetics
         )
     labels = LabelImage(
         data=region_label.astype(np.int32),
@@ -384,7 +404,7 @@ def make_sample_study(
         names,
         tacs,
         timing,
-        bp_scale,
+        {**kinetics, "challenge_onset_min": None if separate_scans else change_min},
     )
     return SampleStudy(
         pet=pet,
@@ -403,8 +423,9 @@ def _hex_to_rgba(color: str) -> tuple[float, float, float, float]:
 
 
 def _truth(
-    drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, timing, bp_scale
+    drop_pct, windows_min, seed, noise_cv, separate_scans, names, tacs, timing, kinetics
 ):
+    bp_scale, k4_per_min = kinetics["bp_scale"], kinetics["k4_per_min"]
     regions = {}
     for region in REGIONS:
         drop = drop_pct.get(region.name, 0.0)
@@ -414,7 +435,7 @@ def _truth(
             "radii_mm": list(region.radii_mm),
             "R1": region.r1,
             "k2_per_min": K2_PER_MIN * region.r1,
-            "k4_per_min": K4_PER_MIN,
+            "k4_per_min": k4_per_min,
             "bp_nd_baseline": region.bp_nd * bp_scale,
             "bp_nd_challenge": region.bp_nd * bp_scale * (1 - drop / 100.0),
             "drop_pct": drop,
@@ -431,7 +452,8 @@ def _truth(
         "seed": seed,
         "noise_cv": noise_cv,
         "bp_scale": bp_scale,
-        "kbol_min": 40.0,
+        "kbol_min": kinetics["kbol_min"],
+        "challenge_onset_min": kinetics["challenge_onset_min"],
         "frame_start_s": timing.frame_start_s.tolist(),
         "frame_duration_s": timing.frame_duration_s.tolist(),
         "regions": regions,

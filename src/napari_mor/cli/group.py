@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_mor.defaults import DEFAULT_MODEL, DEFAULT_WINDOWS_MIN, MODEL_NAMES
 
-def add_group_parser(subparsers) -> argparse.ArgumentParser:
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``group`` and its sub-commands to the ``napari-mor`` parser."""
     group = subparsers.add_parser(
         "group",
@@ -59,25 +61,30 @@ def add_group_parser(subparsers) -> argparse.ArgumentParser:
         "space-MNI_labels.nii.gz)",
     )
     run.add_argument("--mask", type=Path, help="MNI brain mask (default atlas/...)")
-    run.add_argument("--ref-region", default="occipital_ref")
+    run.add_argument(
+        "--ref-region",
+        default=None,
+        help="reference region name or label (default: the region named like "
+        "'occipital')",
+    )
     run.add_argument(
         "--model",
-        default="mrtm2",
-        choices=("logan", "mrtm", "mrtm2", "srtm2", "srtm-bf", "ratio"),
-        help="kinetic model for the maps (default mrtm2)",
+        default=DEFAULT_MODEL,
+        choices=tuple(m for m in MODEL_NAMES if m != "srtm"),
+        help=f"kinetic model for the maps (default {DEFAULT_MODEL})",
     )
     run.add_argument(
         "--k2p-region",
-        default="midline_thalamus",
-        help="high-binding LUT region for k2' (MRTM2/SRTM2); 'none' to estimate "
-        "voxelwise",
+        default=None,
+        help="high-binding LUT region whose MRTM fit (baseline window) gives k2'; "
+        "default: the automatic k2' of 'napari-mor fit'",
     )
     run.add_argument("--k2p", type=float, help="k2' (1/min), overrides --k2p-region")
     run.add_argument(
         "--baseline",
         type=float,
         nargs=2,
-        default=(10.0, 45.0),
+        default=DEFAULT_WINDOWS_MIN["baseline"],
         metavar=("START", "END"),
         help="baseline window, min",
     )
@@ -85,7 +92,7 @@ def add_group_parser(subparsers) -> argparse.ArgumentParser:
         "--challenge",
         type=float,
         nargs=2,
-        default=(50.0, 90.0),
+        default=DEFAULT_WINDOWS_MIN["challenge"],
         metavar=("START", "END"),
         help="challenge window, min",
     )
@@ -203,7 +210,7 @@ def _run(args) -> int:
             "challenge": tuple(args.challenge),
         },
         ref_region=args.ref_region,
-        k2p_region=None if args.k2p_region.lower() == "none" else args.k2p_region,
+        k2p_region=args.k2p_region,
         model_options={} if args.k2p is None else {"k2p_per_min": args.k2p},
         fwhm_mm=args.fwhm,
         registration=args.registration,

@@ -8,8 +8,8 @@ import json
 import nibabel as nib
 import numpy as np
 
-from napari_mor.pipeline import run_sample_pipeline
 from napari_mor.sample import REJECTION_REGIONS
+from napari_mor.workflows.demo import run_demo
 
 
 def _read_tsv(path):
@@ -18,11 +18,11 @@ def _read_tsv(path):
 
 
 def test_noise_free_pipeline_recovers_the_planted_drops(tmp_path):
-    summary = run_sample_pipeline(tmp_path, noise_cv=0.0)
-    rows = {row["name"]: row for row in _read_tsv(tmp_path / "sample_roi_fits.tsv")}
+    summary = run_demo(tmp_path, noise_cv=0.0)
+    rows = {row["name"]: row for row in _read_tsv(tmp_path / "sample_roi_delta.tsv")}
     assert set(rows) >= set(REJECTION_REGIONS)
     for name, row in rows.items():
-        pct = float(row["pct_delta_BP_ND"])
+        pct = float(row["pct_delta_bp_nd"])
         if name in REJECTION_REGIONS:
             # 10% planted at 45 min; the challenge window lags re-equilibration.
             assert 7.0 < pct < 10.5, (name, pct)
@@ -32,7 +32,7 @@ def test_noise_free_pipeline_recovers_the_planted_drops(tmp_path):
 
 
 def test_maps_are_written_on_the_pet_grid_with_provenance(tmp_path):
-    run_sample_pipeline(tmp_path, noise_cv=0.0)
+    run_demo(tmp_path, noise_cv=0.0)
     pet = nib.load(str(tmp_path / "sample_pet.nii.gz"))
     labels = np.asarray(nib.load(str(tmp_path / "sample_labels.nii.gz")).dataobj)
     base = nib.load(str(tmp_path / "sample_bp_baseline.nii.gz"))

@@ -7,13 +7,13 @@ SimpleITK, nibabel and nilearn are imported inside :func:`run_register` so that
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from napari_mor._errors import MorError
+from napari_mor.cli._common import add_pet_args
 
 
-def add_register_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``register`` and its four sub-commands to argparse sub-parsers."""
     register = subparsers.add_parser(
         "register",
@@ -60,16 +60,14 @@ def add_register_parser(subparsers) -> argparse.ArgumentParser:
         default=2,
         help="2 (default): re-register to the mean of the corrected frames",
     )
-    motion.add_argument(
-        "--frames", type=Path, help="frames TSV (frame_start, frame_duration, s)"
-    )
+    add_pet_args(motion)
 
     coreg = modes.add_parser(
         "coreg",
         help="rigid PET->MR coregistration (mean PET of chosen frames -> T1)",
         description=(
             "Rigid registration of the mean PET (frames whose mid-time lies in "
-            "--frames START END, minutes) onto the T1. The transform maps MR world "
+            "--window START END, minutes) onto the T1. The transform maps MR world "
             "-> PET world: 'register apply PET --transform XFM --reference MR' "
             "brings PET onto the MR grid; add --inverse to bring MR-space labels "
             "onto the PET grid."
@@ -86,9 +84,7 @@ def add_register_parser(subparsers) -> argparse.ArgumentParser:
         metavar=("START", "END"),
         help="frames averaged for the mean PET, minutes from injection (default 20 90)",
     )
-    coreg.add_argument(
-        "--frames", type=Path, help="frames TSV (frame_start, frame_duration, s)"
-    )
+    add_pet_args(coreg)
     coreg.add_argument(
         "--init",
         choices=("header", "geometry", "moments"),
@@ -140,33 +136,51 @@ def add_register_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_register(args: argparse.Namespace) -> int:
-    """Run ``napari-mor register MODE``; returns the exit status (2 on bad input)."""
-    try:
-        runner = {
-            "motion": _motion,
-            "coreg": _coreg,
-            "normalize": _normalize,
-            "apply": _apply,
-        }[args.register_mode]
-        runner(args)
-    except MorError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    """Run ``napari-mor register MODE`` (bad input: MorError, exit 2 in main)."""
+    runner = {
+        "motion": _motion,
+        "coreg": _coreg,
+        "normalize": _normalize,
+        "apply": _apply,
+    }[args.register_mode]
+    runner(args)
     return 0
-
-
-def _check_not_input(out: Path, *inputs: Path) -> None:
-    for path in inputs:
-        if path is not None and Path(out).resolve() == Path(path).resolve():
-            raise MorError(
-                f"The output {out} is also an input; choose another file name "
-                "(inputs are never overwritten)."
-            )
 
 
 def _check_transform_name(out: Path) -> None:
     if not out.name.lower().endswith((".tfm", ".txt", ".mat")):
         raise MorError(f"--out {out} must end in .tfm (ITK) or .txt (4x4 matrix).")
+
+
+def _check_image_name(option: str, path: Path | None) -> None:
+    """An image output must be NIfTI (checked before any work is done)."""
+    if path is not None and not path.name.lower().endswith((".nii", ".nii.gz")):
+        raise MorError(f"{option} {path} must end in .nii.gz or .nii.")
+
+
+def _check_window(option: str, window) -> None:
+    """A window of minutes from injection: finite, 0 <= start < end."""
+    import math
+
+    start, end = (float(v) for v in window)
+    if not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end):
+        raise MorError(
+            f"{option} {start:g} {end:g} is invalid: need 0 <= START < END "
+            "(minutes from injection), e.g. 20 90."
+        )
+
+
+def _transform_json(path: Path) -> Path:
+    """The JSON summary written beside a transform (``XFM.tfm`` -> ``XFM.json``)."""
+    return path.with_suffix(".json")
+
+
+def _check_paths(inputs: dict, outputs: dict) -> None:
+    """The one output check of a register mode: no output is an input (or its
+    sidecar, LUT, transform summary) and no two outputs share a file."""
+    from napari_mor.io.outputs import check_outputs
+
+    check_outputs(inputs, outputs)
 
 
 def _provenance(kind: str, inputs: list[Path], extra: dict) -> dict:
@@ -187,13 +201,20 @@ def _library_version() -> str:
 
 
 def _motion(args) -> None:
-    import csv
-
     from napari_mor.io import load_pet, write_pet
     from napari_mor.registration import correct_motion
 
-    _check_not_input(args.out, args.pet)
-    pet = load_pet(args.pet, frames_tsv=args.frames)
+    _check_image_name("--out", args.out)
+    if args.trace is not None and not args.trace.name.lower().endswith(".tsv"):
+        raise MorError(f"--trace {args.trace} must end in .tsv (a table).")
+    _check_window("--reference", args.reference)
+    if not args.min_start >= 0:
+        raise MorError(f"--min-start must be >= 0 minutes; got {args.min_start:g}.")
+    _check_paths(
+        {"PET": args.pet, "--frames": args.frames},
+        {"--out": args.out, "--trace": args.trace},
+    )
+    pet = load_pet(args.pet, frames_tsv=args.frames, units=args.units)
     result = correct_motion(
         pet,
         reference_window_min=tuple(args.reference),
@@ -207,14 +228,14 @@ def _motion(args) -> None:
     )
     write_pet(args.out, result.corrected, provenance)
     if args.trace is not None:
+        from napari_mor.io.tables import write_rows_tsv
+
         columns = result.trace_columns(pet.timing)
-        with args.trace.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(columns)
-            for row in zip(*columns.values(), strict=True):
-                writer.writerow(
-                    [f"{v:.4f}" if isinstance(v, float) else v for v in row]
-                )
+        rows = [
+            dict(zip(columns, row, strict=True))
+            for row in zip(*columns.values(), strict=True)
+        ]
+        write_rows_tsv(rows, list(columns), args.trace)
     left = result.left_alone
     print(
         f"wrote {args.out}: {int(result.registered.sum())} of {pet.n_frames} frames "
@@ -241,9 +262,18 @@ def _coreg(args) -> None:
     )
 
     _check_transform_name(args.out)
-    _check_not_input(args.out, args.pet, args.mr)
+    _check_image_name("--resliced", args.resliced)
+    _check_window("--window", args.window)
+    _check_paths(
+        {"PET": args.pet, "MR": args.mr, "--frames": args.frames},
+        {
+            "--out": args.out,
+            "--out (its JSON summary)": _transform_json(args.out),
+            "--resliced": args.resliced,
+        },
+    )
     if len(load_image(args.pet).shape) == 4:
-        pet = load_pet(args.pet, frames_tsv=args.frames)
+        pet = load_pet(args.pet, frames_tsv=args.frames, units=args.units)
         moving = mean_pet_image(pet, tuple(args.window))
     else:
         moving = load_volume(args.pet)
@@ -253,7 +283,7 @@ def _coreg(args) -> None:
     from napari_mor.io import write_json
 
     write_json(
-        args.out.with_suffix(".json"),
+        _transform_json(args.out),
         {
             **result.summary(),
             **_provenance(
@@ -262,7 +292,6 @@ def _coreg(args) -> None:
         },
     )
     if args.resliced is not None:
-        _check_not_input(args.resliced, args.pet, args.mr)
         data = resample_map(
             moving.data, moving.affine, result.transform, mr.data.shape, mr.affine
         )
@@ -284,7 +313,15 @@ def _normalize(args) -> None:
     from napari_mor.registration import normalize_to_mni, resample_map, save_transform
 
     _check_transform_name(args.out)
-    _check_not_input(args.out, args.mr, args.mask, args.template)
+    _check_image_name("--resliced", args.resliced)
+    _check_paths(
+        {"MR": args.mr, "--mask": args.mask, "--template": args.template},
+        {
+            "--out": args.out,
+            "--out (its JSON summary)": _transform_json(args.out),
+            "--resliced": args.resliced,
+        },
+    )
     mr = load_volume(args.mr)
     mask = None
     if args.mask is not None:
@@ -302,7 +339,7 @@ def _normalize(args) -> None:
     result = normalize_to_mni(mr, **kwargs)
     save_transform(result.transform, args.out)
     write_json(
-        args.out.with_suffix(".json"),
+        _transform_json(args.out),
         {
             **result.summary(),
             **_provenance(
@@ -332,15 +369,26 @@ def _normalize(args) -> None:
 def _apply(args) -> None:
     import numpy as np
 
-    from napari_mor.io import write_json, write_nifti
-    from napari_mor.io._nifti import affine_of, load_image, read_data
+    from napari_mor.io import write_nifti
+    from napari_mor.io._nifti import affine_of, load_image, read_data, sidecar_path_for
+    from napari_mor.io.timing import read_sidecar
     from napari_mor.registration import (
         load_transform,
         resample_label_data,
         resample_map,
     )
 
-    _check_not_input(args.out, args.image, args.reference, args.transform)
+    _check_image_name("--out", args.out)
+    summary = _transform_json(args.transform)
+    _check_paths(
+        {
+            "IMAGE": args.image,
+            "--transform": args.transform,
+            "--transform (its JSON summary)": summary if summary.is_file() else None,
+            "--reference": args.reference,
+        },
+        {"--out": args.out},
+    )
     transform = load_transform(args.transform)
     if args.inverse:
         transform = transform.inverse()
@@ -349,19 +397,31 @@ def _apply(args) -> None:
     affine = affine_of(image, args.image)
     reference = load_image(args.reference)
     ref_affine = affine_of(reference, args.reference)
+    if len(reference.shape) not in (3, 4):
+        raise MorError(
+            f"--reference {args.reference} has shape {tuple(reference.shape)}; a 3D "
+            "image (the target grid) was expected."
+        )
     ref_shape = tuple(int(n) for n in reference.shape[:3])
     if data.ndim not in (3, 4):
         raise MorError(
             f"{args.image} has shape {data.shape}; a 3D or 4D image was expected."
         )
-    provenance = _provenance(
-        "apply transform",
-        [args.image, args.transform, args.reference],
-        {"Inverse": bool(args.inverse), "Labels": bool(args.labels)},
-    )
+    if args.labels and data.ndim != 3:
+        raise MorError("--labels needs a 3D label image.")
+    # dynamic PET keeps its frame timing: the sidecar is read (strictly) before
+    # anything is written, and lands with the image as one pair
+    sidecar = sidecar_path_for(args.image)
+    timing = read_sidecar(sidecar) if data.ndim == 4 and sidecar.is_file() else {}
+    provenance = {
+        **timing,
+        **_provenance(
+            "apply transform",
+            [args.image, args.transform, args.reference],
+            {"Inverse": bool(args.inverse), "Labels": bool(args.labels)},
+        ),
+    }
     if args.labels:
-        if data.ndim != 3:
-            raise MorError("--labels needs a 3D label image.")
         out = resample_label_data(
             np.round(data).astype(np.int32), affine, transform, ref_shape, ref_affine
         )
@@ -372,14 +432,4 @@ def _apply(args) -> None:
         if out.ndim == 4:
             out = np.moveaxis(out, 0, 3)
         write_nifti(args.out, out, ref_affine, provenance)
-    sidecar = Path(str(args.image).removesuffix(".gz").removesuffix(".nii") + ".json")
-    if data.ndim == 4 and sidecar.is_file():
-        import json
-
-        timing = json.loads(sidecar.read_text(encoding="utf-8"))
-        out_json = Path(
-            str(args.out).removesuffix(".gz").removesuffix(".nii") + ".json"
-        )
-        merged = json.loads(out_json.read_text(encoding="utf-8"))
-        write_json(out_json, {**timing, **merged})
     print(f"wrote {args.out}: shape {out.shape} on the grid of {args.reference}")

@@ -1,0 +1,247 @@
+"""``napari-mor fit``: argv -> :class:`~napari_mor.workflows.fit.FitRequest` -> fits."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from napari_mor._errors import MorError
+from napari_mor.cli._common import add_pet_args, optional_str
+from napari_mor.defaults import DEFAULT_MODEL, MODEL_NAMES, WEIGHTINGS
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Add the ``fit`` sub-command."""
+    fit = commands.add_parser(
+        "fit",
+        help="fit a reference-region model: BP_ND maps or an ROI table",
+        description=(
+            "Fit a reference-region kinetic model to dynamic PET. Writes BP_ND maps "
+            "(OUT.nii.gz, other parameters as OUT_R1.nii.gz, ...; one map per "
+            "condition, OUT_baseline.nii.gz and OUT_challenge.nii.gz, with two "
+            "windows or two scans) or, with --rois-only, a TSV with one row per ROI "
+            "and condition. Times in minutes from injection. k2' is estimated once, "
+            "on the baseline, and shared by every window and scan. Maps use a brain "
+            "mask (--mask; default with --labels: all labelled voxels). 'srtm' is "
+            "ROI-only; use 'srtm-bf' for maps."
+        ),
+    )
+    fit.add_argument("pet", type=Path, help="4D PET NIfTI (JSON sidecar beside it)")
+    fit.add_argument(
+        "--challenge-pet",
+        type=Path,
+        help="challenge scan of a two-scan study (same grid and frames as PET)",
+    )
+    ref = fit.add_mutually_exclusive_group(required=True)
+    ref.add_argument(
+        "--ref-mask", type=Path, help="reference-region mask on the PET grid"
+    )
+    ref.add_argument("--labels", type=Path, help="label image (ROI set)")
+    fit.add_argument("--lut", type=Path, help="lookup table for --labels")
+    fit.add_argument(
+        "--ref-label",
+        metavar="N|NAME",
+        help="reference region: label value or name (default: the region named "
+        "like 'occipital')",
+    )
+    fit.add_argument(
+        "--model",
+        choices=MODEL_NAMES,
+        default=DEFAULT_MODEL,
+        help=f"kinetic model (default {DEFAULT_MODEL})",
+    )
+    fit.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        action="append",
+        metavar=("START", "END"),
+        help="condition window, minutes (frames by mid-time); repeat for several "
+        "windows: two windows are baseline and challenge",
+    )
+    fit.add_argument(
+        "--t-star", type=float, dest="t_star", metavar="MIN", help="t*, minutes"
+    )
+    k2p = fit.add_mutually_exclusive_group()
+    k2p.add_argument(
+        "--k2p", type=float, metavar="VALUE", help="k2' (1/min) for logan/mrtm2/srtm2"
+    )
+    k2p.add_argument(
+        "--k2p-region",
+        metavar="N|NAME",
+        help="high-binding region whose MRTM fit (baseline) gives k2'",
+    )
+    fit.add_argument(
+        "--mask",
+        metavar="MASK.nii.gz|uptake",
+        help="brain mask for maps (on the PET grid), or 'uptake' for voxels with "
+        "mean uptake >= 25%% of the 99th percentile",
+    )
+    fit.add_argument(
+        "--rois-only", action="store_true", help="fit label means, write a TSV"
+    )
+    add_pet_args(fit)
+    fit.add_argument(
+        "--weights",
+        choices=WEIGHTINGS,
+        default="none",
+        help="frame weighting (default none)",
+    )
+    fit.add_argument(
+        "--n-theta",
+        type=int,
+        metavar="N",
+        help="basis functions of srtm-bf / srtm2 (default 100)",
+    )
+    fit.add_argument(
+        "--theta-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="range of the basis-function rates, 1/min (default 0.01 1)",
+    )
+    fit.add_argument("--out", type=Path, required=True, help="OUT.nii.gz or OUT.tsv")
+    fit.set_defaults(run=run)
+    return fit
+
+
+def _label_or_name(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.strip().lstrip("-").isdigit() else value
+
+
+def request_from_args(args: argparse.Namespace):
+    """The :class:`~napari_mor.workflows.fit.FitRequest` of parsed ``fit`` arguments."""
+    from napari_mor.workflows.fit import FitRequest
+
+    if args.challenge_pet is not None and args.window:
+        raise MorError("Two scans are fitted whole; drop --window or --challenge-pet.")
+    return FitRequest(
+        model=args.model,
+        reference=_label_or_name(args.ref_label),
+        windows_min=tuple(tuple(w) for w in args.window or ()),
+        two_scans=args.challenge_pet is not None,
+        t_star_min=args.t_star,
+        k2p_per_min=args.k2p,
+        k2p_region=_label_or_name(args.k2p_region),
+        weights=args.weights,
+        n_theta=args.n_theta,
+        theta_range_per_min=None
+        if args.theta_range is None
+        else tuple(args.theta_range),
+        mask=args.mask,
+        rois_only=args.rois_only,
+        pet_path=optional_str(args.pet),
+        challenge_pet_path=optional_str(args.challenge_pet),
+        labels_path=optional_str(args.labels),
+        lut_path=optional_str(args.lut),
+        ref_mask_path=optional_str(args.ref_mask),
+        frames_path=optional_str(args.frames),
+        units=args.units,
+        out=optional_str(args.out),
+    )
+
+
+def _check_out(out: str, rois_only: bool) -> None:
+    name = out.lower()
+    if rois_only and not name.endswith(".tsv"):
+        raise MorError(f"With --rois-only the output must be a .tsv file; got {out}.")
+    if not rois_only and not name.endswith((".nii", ".nii.gz")):
+        raise MorError(
+            f"A map output must end in .nii.gz or .nii; got {out} (for an ROI table "
+            "add --rois-only and use .tsv)."
+        )
+
+
+def _check_not_inputs(request) -> None:
+    """Refuse any output (map, parameter map, sidecar) that is one of the inputs."""
+    from napari_mor.io.outputs import check_outputs
+    from napari_mor.workflows.fit_maps import EXTRA_MAP_TAGS, map_output_paths
+
+    inputs = {
+        "PET": request.pet_path,
+        "--challenge-pet": request.challenge_pet_path,
+        "--labels": request.labels_path,
+        "--lut": request.lut_path,
+        "--ref-mask": request.ref_mask_path,
+        "--frames": request.frames_path,
+        "--mask": None if request.mask == "uptake" else request.mask,
+    }
+    if request.rois_only:
+        outputs = {"--out": request.out}
+    else:
+        paths = map_output_paths(
+            request.out, request.conditions, tuple(EXTRA_MAP_TAGS.values())
+        )
+        outputs = {
+            f"--out ({c} {tag or 'BP_ND'} map)": path
+            for (c, tag), path in paths.items()
+        }
+    check_outputs(inputs, outputs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit ROIs (``--rois-only``) or maps and print what was used and written."""
+    from napari_mor.workflows.fit import load_fit_data
+
+    request = request_from_args(args)
+    _check_out(request.out, request.rois_only)
+    _check_not_inputs(request)
+    data = load_fit_data(request)
+    if request.rois_only:
+        _fit_rois(request, data)
+    else:
+        _fit_maps(request, data)
+    return 0
+
+
+def _fit_rois(request, data) -> None:
+    from napari_mor.io.tables import write_rows_tsv
+    from napari_mor.workflows.fit import FIT_COLUMNS, fit_rois, fit_table_rows
+
+    result = fit_rois(request, data)
+    _warn(result.warnings)
+    rows = fit_table_rows(result)
+    write_rows_tsv(rows, FIT_COLUMNS, request.out)
+    print(
+        f"{request.model}: fitted {len(result.labels)} ROIs x "
+        f"{len(result.fits)} condition(s); reference {result.reference}; "
+        f"{_k2p_text(result.k2p)} -> {request.out}"
+    )
+
+
+def _warn(warnings) -> None:
+    import sys
+
+    for text in warnings:
+        print(f"napari-mor fit: warning: {text}", file=sys.stderr)
+
+
+def _k2p_text(k2p) -> str:
+    if k2p.value is None:
+        return "no k2'"
+    return f"k2' = {k2p.value:.4g} /min ({k2p.source})"
+
+
+def _fit_maps(request, data) -> None:
+    import numpy as np
+
+    from napari_mor.workflows.fit_maps import fit_maps_now, plan_maps, write_fit_maps
+
+    plan = plan_maps(request, data)
+    _warn(plan.warnings)
+    results = fit_maps_now(plan)
+    written = write_fit_maps(plan, results, request.out)
+    t_stars = {r.t_star_min for r in results.values() if np.isfinite(r.t_star_min)}
+    failed = sum(r.n_failed for r in results.values())
+    used = [_k2p_text(plan.k2p)]
+    if t_stars:
+        used.append("t* = " + ", ".join(f"{t:g}" for t in sorted(t_stars)) + " min")
+    print(
+        f"{request.model}: {plan.n_voxels} voxels x {len(results)} condition(s), "
+        f"{failed} failed; reference {data.reference_description}; "
+        + "; ".join(used)
+        + " -> "
+        + ", ".join(str(p) for p in written)
+    )

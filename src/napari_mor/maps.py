@@ -14,7 +14,7 @@ import numpy as np
 from napari_mor._errors import MorError
 from napari_mor.defaults import MIN_BP_BASE
 from napari_mor.io.timing import FrameTiming
-from napari_mor.kinetics import MODELS, MapResult, estimate_k2p_voxelwise, fit_maps
+from napari_mor.kinetics import MODELS, MapResult, fit_maps
 
 __all__ = [
     "bp_maps",
@@ -51,10 +51,10 @@ def bp_maps(
         Condition name to window (minutes), e.g. ``{"baseline": (5, 40),
         "challenge": (45, 90)}``. Integrals run from injection in every window.
     **options
-        Passed to :func:`napari_mor.kinetics.fit_maps`. For models that need k2'
-        (MRTM2, SRTM2) without ``k2p_per_min``, k2' is estimated once, voxelwise
-        over the *first* window (the baseline), and used for every window, so
-        that delta-BP compares like with like.
+        Passed to :func:`napari_mor.kinetics.fit_maps`. Models that need k2'
+        (MRTM2, SRTM2) need ``k2p_per_min``: one value shared by every window,
+        so that delta-BP compares like with like (the workflows estimate it
+        once per subject, :func:`napari_mor.workflows.fit.shared_k2p`).
 
     Returns
     -------
@@ -64,13 +64,9 @@ def bp_maps(
     if not windows:
         raise MorError("No condition windows given; pass e.g. {'baseline': (5, 40)}.")
     if MODELS[model].k2p == "required" and options.get("k2p_per_min") is None:
-        options["k2p_per_min"] = estimate_k2p_voxelwise(
-            pet,
-            mask,
-            ref,
-            timing,
-            window=tuple(next(iter(windows.values()))),
-            t_star_min=options.get("t_star_min"),
+        raise MorError(
+            f"{model} maps need one k2' shared by every window; pass k2p_per_min "
+            "(napari_mor.workflows.fit.shared_k2p applies the package's k2' policy)."
         )
     return {
         name: fit_maps(pet, mask, ref, timing, model, window=tuple(window), **options)

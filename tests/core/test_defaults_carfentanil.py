@@ -87,7 +87,7 @@ def test_one_scan_by_default_stays_within_its_documented_lag_bias(k4):
     null, _, _ = _roi_pct(
         (simulate_one_scan(drop=0.0, k4_per_min=k4),), list(_names()), False
     )
-    drop, _, result = _roi_pct(
+    drop, _, _ = _roi_pct(
         (simulate_one_scan(drop=0.10, k4_per_min=k4),), list(_names()), False
     )
     print(f"k4 {k4}: null {np.round(null, 2)}, drop {np.round(drop, 2)}")
@@ -125,9 +125,7 @@ def test_default_voxelwise_map_is_within_10_percent_at_voxel_noise_010():
 
     labels = _labels(names, copies=n_vox)
     request = FitRequest(two_scans=True)
-    data = prepare_fit_data(
-        request, image(base), labels=labels, challenge=image(chal)
-    )
+    data = prepare_fit_data(request, image(base), labels=labels, challenge=image(chal))
     plan = plan_maps(request, data)
     maps = fit_maps_now(plan)
     assert abs(plan.k2p.value / base.truth["k2p_per_min"] - 1) < 0.10

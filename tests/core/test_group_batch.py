@@ -45,7 +45,6 @@ def test_batch_runs_caches_and_reports_failures(bids, tmp_path):
     import shutil
 
     from napari_mor.io import load_pet
-    from napari_mor.kinetics import estimate_k2p
     from napari_mor.maps import bp_maps
 
     src, _paths = bids
@@ -90,10 +89,19 @@ def test_batch_runs_caches_and_reports_failures(bids, tmp_path):
     import nibabel as nib
 
     brain = np.asarray(nib.load(str(mask)).dataobj) > 0
-    high = mask_mean_tac(pet, lab.data == lab.label_of("midline_thalamus"))
-    k2p = estimate_k2p(high, ref, pet.timing, window=settings.windows_min["baseline"])
+    sidecar = json.loads(
+        (out / "sub-02" / "sub-02_desc-baseline_bpnd.json").read_text()
+    )
+    k2p = sidecar["K2PrimePerMin"]  # the one k2' of the subject (its baseline)
+    assert sidecar["Model"] == settings.model and k2p > 0
     fits = bp_maps(
-        pet.data, brain, ref, pet.timing, "mrtm2", settings.windows_min, k2p_per_min=k2p
+        pet.data,
+        brain,
+        ref,
+        pet.timing,
+        settings.model,
+        settings.windows_min,
+        k2p_per_min=k2p,
     )
     expected = fits["baseline"].maps["bp_nd"] - fits["challenge"].maps["bp_nd"]
     written = np.asarray(
@@ -113,7 +121,11 @@ def test_batch_runs_caches_and_reports_failures(bids, tmp_path):
         region = lab.data == lab.label_of(name)
         measured = np.mean([np.nanmean(d[region]) for d in deltas])
         true = np.mean([regions[name].bp_nd * truth[s][name] / 100 for s in subs])
-        assert measured == pytest.approx(true, abs=0.1), (name, measured, true)
+        if abs(true) < 0.02:  # no planted drop (trait effects only)
+            assert measured == pytest.approx(0.0, abs=0.1), (name, measured)
+        else:  # one scan, k4 = 0.1 /min: the challenge window lags, and voxel
+            # means of a noisy 6 mm map read low (docs/kinetics.md)
+            assert 0.25 * true < measured < 1.1 * true, (name, measured, true)
     # rerun: cached; touch one subject's PET -> only it recomputes
     again = run_batch(root, out, settings, labels=labels, mask=mask, scheduler="sync")
     assert [r["status"] for r in again[:3]] == ["cached"] * 3
@@ -259,3 +271,134 @@ def test_mni_registration_puts_a_subject_on_the_template_grid(bids):
     assert late_activity((0.0, -16.0, 7.0)) > 1.5 * late_activity((0.0, -88.0, 6.0))
     with pytest.raises(MorError, match="needs a T1w"):
         REGISTRATIONS["mni"](pet, replace(subject, t1w=None))
+
+
+# ------------------------------------------- cohort state (issue 13): stale maps
+@pytest.fixture
+def sim_maps(tmp_path):
+    """A map-level cohort of 4 subjects (sealed manifests, like 'group run')."""
+    from napari_mor.group.batch import write_cohort_maps
+    from napari_mor.sample.cohort import simulate_cohort
+
+    return write_cohort_maps(simulate_cohort(4, 3, 8.0), tmp_path / "maps")
+
+
+def test_simulated_maps_have_sealed_manifests(sim_maps):
+    from napari_mor.io import file_sha256
+
+    manifest = json.loads((sim_maps / "sub-02" / "manifest.json").read_text())
+    delta = sim_maps / "sub-02" / "sub-02_desc-delta_bpnd.nii.gz"
+    assert manifest["outputs"]["delta"]["sha256"] == file_sha256(delta)
+    assert sorted(manifest["outputs"]) == ["baseline", "challenge", "delta"]
+    assert load_cohort_maps(sim_maps).subjects == [f"sub-0{i}" for i in (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "reason"),
+    [
+        (lambda f: (f / "sub-03_desc-delta_bpnd.nii.gz").write_bytes(b"junk"),
+         "does not match its manifest"),
+        (lambda f: (f / "sub-03_desc-baseline_bpnd.nii.gz").unlink(),
+         "sub-03_desc-baseline_bpnd.nii.gz is missing"),
+        (lambda f: (f / "manifest.json").unlink(), "no readable manifest"),
+        (lambda f: (f / "manifest.json").write_text("{not json"),
+         "no readable manifest"),
+        (lambda f: (f / "manifest.json").write_text(
+            json.dumps({"version": 2, "inputs": {}, "settings": {}})),
+         "records no delta-BP map"),
+        (lambda f: (f / "manifest.json").write_text(
+            json.dumps({"version": 1, "outputs": {}})), "version 1"),
+    ],
+    ids=["map damaged", "map missing", "no manifest", "manifest not JSON",
+         "unsealed manifest", "old manifest"],
+)  # fmt: skip
+def test_stats_leaves_out_subjects_whose_maps_do_not_match(sim_maps, break_it, reason):
+    break_it(sim_maps / "sub-03")
+    maps = load_cohort_maps(sim_maps)
+    assert maps.subjects == ["sub-01", "sub-02", "sub-04"]
+    assert maps.missing == ["sub-03"] and reason in maps.left_out["sub-03"]
+    assert maps.delta.shape[0] == 3 and maps.baseline.shape[0] == 3
+
+
+def test_stats_cli_names_the_subjects_left_out(sim_maps, tmp_path, capsys):
+    from napari_mor.cli import main
+
+    (sim_maps / "sub-01" / "sub-01_desc-delta_bpnd.nii.gz").write_bytes(b"\0" * 10)
+    argv = ["group", "stats", str(sim_maps), "--out", str(tmp_path / "st"),
+            "--test", "one-sample", "--n-perm", "0", "--atlas", "none"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "left out sub-01: sub-01_desc-delta_bpnd.nii.gz does not match" in out
+    assert "n=3" in out
+    (sim_maps / "sub-02" / "manifest.json").unlink()  # now only 2 usable
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Only 2 subjects have usable delta-BP maps" in err and "sub-02" in err
+    assert "Traceback" not in err
+
+
+def test_stats_with_a_corrupt_map_and_a_forged_manifest_is_a_mor_error(sim_maps):
+    """Even when the hash matches (hand-made manifest), a bad file is a MorError."""
+    from napari_mor.io import file_sha256
+
+    folder = sim_maps / "sub-04"
+    delta = folder / "sub-04_desc-delta_bpnd.nii.gz"
+    delta.write_bytes(b"not a nifti at all")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["outputs"]["delta"]["sha256"] = file_sha256(delta)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(MorError, match="could not be read as an image"):
+        load_cohort_maps(sim_maps)
+
+
+def test_failed_subject_keeps_files_napari_mor_did_not_write(tmp_path):
+    from napari_mor.group.batch import _invalidate_subject, _output_paths
+
+    outputs = _output_paths(tmp_path, "sub-01")
+    (tmp_path / "sub-01").mkdir()
+    for path in outputs.values():  # someone's own maps, no napari-mor sidecar
+        path.write_bytes(b"user data")
+    manifest = tmp_path / "sub-01" / "manifest.json"
+    _invalidate_subject(outputs, manifest, "MorError: broken")
+    assert all(p.read_bytes() == b"user data" for p in outputs.values())
+    assert json.loads(manifest.read_text())["status"] == "failed"
+    # no folder, nothing created
+    _invalidate_subject(_output_paths(tmp_path, "sub-09"), tmp_path / "sub-09" /
+                        "manifest.json", "x")  # fmt: skip
+    assert not (tmp_path / "sub-09").exists()
+
+
+def test_run_refuses_a_maps_folder_that_would_replace_cohort_files(bids, tmp_path):
+    root, _paths = bids
+    labels = root / "atlas" / "space-MNI_labels.nii.gz"
+    before = sorted(p.name for p in root.rglob("*"))
+    with pytest.raises(MorError, match="is the cohort folder"):
+        run_batch(root, root, labels=labels)
+    with pytest.raises(MorError, match="Window 40-10 min is empty"):
+        run_batch(root, tmp_path / "m", BatchSettings(
+            windows_min={"baseline": (40, 10), "challenge": (50, 90)}),
+            labels=labels)  # fmt: skip
+    with pytest.raises(MorError, match="scheduler"):
+        run_batch(root, tmp_path / "m", labels=labels, scheduler="slurm")
+    assert sorted(p.name for p in root.rglob("*")) == before
+    assert not (tmp_path / "m").exists()
+
+
+def test_run_exits_1_and_names_the_failed_subjects(bids, tmp_path, capsys):
+    import shutil
+
+    from napari_mor.cli import main
+
+    src, _paths = bids
+    root = tmp_path / "cohort"
+    shutil.copytree(src, root)
+    (root / "sub-02" / "pet" / "sub-02_pet.json").write_text("{broken")
+    out = tmp_path / "maps"
+    argv = ["group", "run", str(root), "--out", str(out), "--scheduler", "sync"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "1 of 3 subjects failed: sub-02" in err and "not valid JSON" in err
+    assert not (out / "sub-02").exists()  # nothing to invalidate: no folder made
+    report = json.loads((out / "batch_report.json").read_text())
+    assert [s["status"] for s in report["subjects"]] == ["computed", "failed",
+                                                         "computed"]  # fmt: skip

@@ -145,13 +145,18 @@ def test_cli_fit_rois_only(study_files, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["mrtm2", "srtm-bf", "logan"])
-def test_cli_fit_map_and_delta(study_files, tmp_path, model):
+def test_cli_fit_map_and_delta(study_files, tmp_path, model, capsys):
     paths, labels = study_files
     out = tmp_path / "bp.nii.gz"
     argv = ["fit", str(paths["pet"]), "--ref-mask", str(paths["ref"]), "--model", model,
             "--mask", str(paths["brain"]), "--out", str(out)]  # fmt: skip
+    if model in ("logan", "mrtm2"):
+        # 24 voxels are too few for the automatic k2' of maps: a clear error
+        assert _run(argv) == 2
+        assert "high-binding voxels" in capsys.readouterr().err
+        argv += ["--k2p", str(REF_K2P)]
     if model == "logan":
-        argv += ["--t-star", "20", "--k2p", str(REF_K2P), "--window", "10", "90"]
+        argv += ["--t-star", "20", "--window", "10", "90"]
     assert _run(argv) == 0
     bp = nib.load(out).get_fdata()
     np.testing.assert_allclose(bp[labels == 3], 3.0, rtol=0.02)
@@ -224,20 +229,18 @@ def test_cli_errors_exit_2(study_files, tmp_path, capsys):
     assert "same" in capsys.readouterr().err
 
 
-def test_bp_maps_share_one_k2p_across_windows():
-    """MRTM2 without k2': estimated once (first window), used for every window."""
-    from napari_mor.maps import bp_maps
+def test_maps_share_one_k2p_across_windows():
+    """MRTM2 maps without k2': one k2' (the baseline's), used for every window."""
     from napari_mor.sample import make_sample_study
+    from napari_mor.workflows.fit import FitRequest, prepare_fit_data
+    from napari_mor.workflows.fit_maps import fit_maps_now, plan_maps
 
     study = make_sample_study(seed=0, noise_cv=0.0, pet_voxel_mm=6.0, mr_voxel_mm=6.0)
-    ref = study.pet.data[:, study.labels.data == 1].mean(axis=1)
-    results = bp_maps(
-        study.pet.data,
-        study.brain_mask,
-        ref,
-        study.pet.timing,
-        "mrtm2",
-        study.windows_min,
+    request = FitRequest(model="mrtm2", windows_min=tuple(study.windows_min.values()))
+    data = prepare_fit_data(
+        request, study.pet, labels=study.labels, brain_mask=study.brain_mask
     )
+    plan = plan_maps(request, data)
+    results = fit_maps_now(plan)
     k2p = {result.k2p_per_min for result in results.values()}
-    assert len(k2p) == 1 and abs(k2p.pop() - 0.2) < 0.02
+    assert k2p == {plan.k2p.value} and abs(plan.k2p.value - 0.2) < 0.02

@@ -199,10 +199,13 @@ def test_two_scans_recover_the_planted_pattern(two_scans_noise_free, two_scans):
 
 @pytest.mark.parametrize("model", ["logan", "mrtm2"])
 def test_one_scan_windows_recover_the_pattern_with_shared_k2p(model):
-    """Baseline 0-45 / challenge 45-90 min of one scan, k2' "auto".
+    """The default windows of one scan (challenge from 45 min), k2' "auto".
 
-    k2' comes once from the baseline window; without it the no-k2' Logan plot is
-    biased enough in bolus+infusion windows to flip the sign of delta-BP.
+    k2' comes once from the baseline (frames 0-45 min); without it the no-k2'
+    Logan plot is biased enough in bolus+infusion windows to flip the sign of
+    delta-BP. Carfentanil-like k4 = 0.1 /min: the challenge window lags the
+    within-scan change (measured 6.5-7.1 for a planted 10; -2.5 to -2.3 where
+    nothing changed; docs/kinetics.md).
     """
     study = make_sample_study(seed=0, noise_cv=0.0)
     windows = (study.windows_min["baseline"], study.windows_min["challenge"])
@@ -211,12 +214,12 @@ def test_one_scan_windows_recover_the_pattern_with_shared_k2p(model):
     result = fit_rois(request, data)
     fits = result.fits
     k2p = {fit.k2p_per_min for condition in fits.values() for fit in condition}
-    assert len(k2p) == 1 and abs(k2p.pop() - 0.2) < 0.01  # one k2', near the truth
+    assert len(k2p) == 1 and abs(k2p.pop() - 0.2) < 0.02  # one k2', near the truth
     for row in delta_rows_from_fits(fits, result.tacs["baseline"].labels):
         if row["name"] in REJECTION_REGIONS:
-            assert 7.0 < row["pct_delta_bp_nd"] < 10.5, row  # lags the 10% drop
+            assert 5.0 < row["pct_delta_bp_nd"] < 10.5, row  # lags the 10% drop
         else:
-            assert abs(row["pct_delta_bp_nd"]) < 1.5, row
+            assert abs(row["pct_delta_bp_nd"]) < 4.0, row
     plan = plan_maps(request, data)
     assert {plan.k2p.value} == {fits["baseline"][0].k2p_per_min}
 
@@ -274,18 +277,18 @@ def test_map_jobs_and_metadata(two_scans, tmp_path):
     mask = two_scans.labels.data == 6
     plan = plan_maps(request, _data(request, two_scans, brain_mask=mask))
     assert [(j.condition, j.window_min) for j in plan.jobs] == [
-        ("baseline", (0.0, 45.0)),
-        ("challenge", (45.0, 90.0)),
+        ("baseline", WINDOWS[0]),
+        ("challenge", WINDOWS[1]),
     ]
     results = fit_maps_now(plan)
     result = results["challenge"]
     write_fit_maps(plan, results, tmp_path / "bp.nii.gz")
     prov = json.loads((tmp_path / "bp_challenge.json").read_text())
-    assert prov["Model"] == "logan" and prov["WindowMin"] == [45.0, 90.0]
+    assert prov["Model"] == "logan" and prov["WindowMin"] == list(WINDOWS[1])
     assert prov["ReferenceRegion"] == "label 1 (occipital_ref)"
     assert prov["TStarMin"] == result.t_star_min
     assert prov["SoftwareVersion"] == napari_mor.__version__
-    assert prov["WindowsMin"]["baseline"] == [0.0, 45.0]
+    assert prov["WindowsMin"]["baseline"] == list(WINDOWS[0])
 
 
 def test_uptake_mask_covers_the_brain(two_scans):

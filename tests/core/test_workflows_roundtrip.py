@@ -41,6 +41,9 @@ def _round_trip(request: FitRequest) -> FitRequest:
 ROUND_TRIPS = {
     "single scan whole": FitRequest(**FILES),
     "one window": FitRequest(windows_min=((10.0, 45.0),), **FILES),
+    "basis functions": FitRequest(
+        model="srtm-bf", n_theta=250, theta_range_per_min=(0.005, 2.5), **FILES
+    ),
     "two windows": FitRequest(windows_min=WINDOWS, **FILES),
     "three windows": FitRequest(windows_min=((0, 30), (30, 60), (60, 90)), **FILES),
     "fractional windows": FitRequest(
@@ -270,12 +273,15 @@ def test_cli_two_windows_write_baseline_and_challenge_with_one_k2p(
     inputs = ["fit", str(paths["pet"]), "--labels", str(paths["labels"]), "--lut",
               str(paths["lut"])]  # fmt: skip
     windows = ["--window", "0", "45", "--window", "45", "90"]
+    given = ((0.0, 45.0), (45.0, 90.0))
     assert main([*inputs, *windows, "--out", str(out)]) == 0
     assert not out.exists()  # two conditions: OUT_<condition>.nii.gz only
     sidecars = {}
-    for condition, window in zip(("baseline", "challenge"), WINDOWS, strict=True):
+    for condition, window in zip(("baseline", "challenge"), given, strict=True):
         bp = tmp_path / "d" / f"bp_{condition}.nii.gz"
-        assert bp.is_file() and (tmp_path / "d" / f"bp_{condition}_R1.nii.gz").is_file()
+        assert (
+            bp.is_file() and (tmp_path / "d" / f"bp_{condition}_DVR.nii.gz").is_file()
+        )
         sidecars[condition] = car = _sidecar(tmp_path / "d" / f"bp_{condition}.json")
         assert car["Condition"] == condition and car["Quantity"] == "bp_nd"
         assert car["WindowMin"] == list(window)
@@ -286,7 +292,7 @@ def test_cli_two_windows_write_baseline_and_challenge_with_one_k2p(
     base, chal = sidecars["baseline"], sidecars["challenge"]
     assert base["K2PrimePerMin"] == chal["K2PrimePerMin"]
     assert base["K2PrimeSource"] == chal["K2PrimeSource"]
-    assert "window 0-45 min" in base["K2PrimeSource"]  # from the baseline
+    assert "frames 0-45 min" in base["K2PrimeSource"]  # from the baseline
     assert base["K2PrimePerMin"] == pytest.approx(study.truth["k2p_per_min"], rel=0.05)
     capsys.readouterr()
     # the ROI table of the same request: one row per ROI and condition, same k2'
@@ -301,7 +307,7 @@ def test_cli_two_windows_write_baseline_and_challenge_with_one_k2p(
         "challenge"
     ] * n_rois
     for row in rows:
-        window = WINDOWS[row["condition"] == "challenge"]
+        window = given[row["condition"] == "challenge"]
         assert (float(row["window_start_min"]), float(row["window_end_min"])) == window
         assert float(row["k2p"]) == pytest.approx(base["K2PrimePerMin"], rel=1e-5)
         assert row["k2p_source"] == base["K2PrimeSource"]

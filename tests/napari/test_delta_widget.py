@@ -18,6 +18,9 @@ from napari_mor._napari._delta_widget import (
     DeltaWidget,
 )
 from napari_mor._napari._fit_widget import MASK_ROIS, FitWidget
+from napari_mor._napari.delta.display import DisplayInputs
+from napari_mor._napari.delta.inputs import DeltaInputs
+from napari_mor.defaults import MIN_BP_BASE
 from napari_mor.sample import make_sample_study
 
 THALAMUS_MM = (0.0, -16.0, 7.0)
@@ -165,3 +168,21 @@ def test_errors_notify(fitted, errors):
     assert dock.compute() is None and "different affines" in errors[-1]
     assert dock.save_table(viewer and "x.tsv") is None and "No ROI table" in errors[-1]
     assert len(viewer.layers) >= 6  # viewer intact
+
+
+def test_forms_give_the_request_field_and_the_display(make_napari_viewer):
+    viewer = make_napari_viewer()
+    dock = open_dock(viewer, "Delta-BP", DeltaWidget)
+    assert DeltaInputs().min_bp_base == MIN_BP_BASE == dock.min_bp_spin.value()
+    assert "--min-bp-base" not in dock.cli_text()
+    dock.inputs_box.form["min_bp_base"].value = 0.25  # the magicgui form
+    assert dock.inputs().min_bp_base == 0.25
+    assert "--min-bp-base 0.25" in dock.cli_text()
+    display = dock.display_box.values()
+    assert display == DisplayInputs()
+    assert (display.show, display.opacity_pct) == (DELTA_NAME, 90)
+    dock.opacity_slider.setValue(35)
+    dock.fade_check.setChecked(False)
+    display = dock.display_box.values()
+    assert (display.opacity_pct, display.fade) == (35, False)
+    assert display.colormap_of().name == "mor_bwr"

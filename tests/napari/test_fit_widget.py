@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from _docks import add_two_scan_study, open_dock
 from napari.layers import Layer
+from qtpy.QtCore import QPoint
+from qtpy.QtWidgets import QApplication, QScrollArea
 
 from napari_mor import kinetics
 from napari_mor._napari import _dock
@@ -16,11 +18,22 @@ from napari_mor._napari._fit_widget import MASK_ROIS, MASK_UPTAKE, FitWidget
 from napari_mor._napari._layers import (
     pet_layer_data,
 )
-from napari_mor.defaults import DEFAULT_WINDOWS_MIN
+from napari_mor._napari.fit.inputs_form import ModelInputs, WindowInputs
+from napari_mor.defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_WINDOWS_MIN,
+    MODEL_NAMES,
+    WEIGHTINGS,
+)
 from napari_mor.rois import extract_tacs
 from napari_mor.sample import make_sample_study
+from napari_mor.workflows.fit import FitRequest
 
 THALAMUS = 4  # index among the target ROIs (label 6; the reference is dropped)
+
+
+def _headers(table) -> list[str]:
+    return [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +64,8 @@ def test_defaults_find_layers_and_occipital_reference(dock):
     assert widget.pet_combo.currentText() == "PET baseline"
     assert widget.challenge_pet_combo.currentText() == "PET challenge"
     assert widget.ref_combo.currentData() == 1  # "occipital_ref"
-    assert "--window 0 45" in widget.cli_text()
-    assert "--window 45 90" in widget.cli_text()
+    for start, end in DEFAULT_WINDOWS_MIN.values():  # the preset windows
+        assert f"--window {start:g} {end:g}" in widget.cli_text()
 
 
 def test_reference_list_follows_lut_edits(dock):
@@ -88,7 +101,11 @@ def test_roi_fit_gives_the_core_numbers_and_plots(dock, study):
         got = [(f.name, f.bp_nd, f.bp_nd_se) for f in fits[condition]]
         assert got == [(f.name, f.bp_nd, f.bp_nd_se) for f in expected[condition]]
     assert widget.table.rowCount() == 20  # 10 ROIs x 2 conditions
-    assert float(widget.table.item(0, 2).text()) == pytest.approx(
+    headers = _headers(widget.table)
+    assert headers[:3] == ["ROI", "BP_ND", "SE"]  # BP in view in a narrow dock
+    bp_column, condition_column = headers.index("BP_ND"), headers.index("condition")
+    assert widget.table.item(0, condition_column).text() == "baseline"
+    assert float(widget.table.item(0, bp_column).text()) == pytest.approx(
         expected["baseline"][0].bp_nd, abs=5e-4
     )
     # clicking a row plots that ROI: the model curve is the core's fitted values
@@ -242,3 +259,97 @@ def test_windows_from_the_study_dock_are_adopted(dock):
         "baseline": (5.0, 40.0),
         "challenge": (50.0, 90.0),
     }
+
+
+def test_forms_are_dataclasses_with_the_package_defaults(qtbot):
+    assert ModelInputs().model == DEFAULT_MODEL
+    assert WindowInputs().windows() == DEFAULT_WINDOWS_MIN
+    specs = ModelInputs.specs()
+    assert [value for _text, value in specs["model"].choices] == list(MODEL_NAMES)
+    assert [value for _text, value in specs["weights"].choices] == list(WEIGHTINGS)
+    container = ModelInputs.create_container()
+    widgets = ModelInputs.widgets_of(container)
+    assert ModelInputs.from_container(container) == ModelInputs()
+    k2p = widgets["k2p_per_min"].native  # range, step, decimals, unit from the field
+    assert (k2p.minimum(), k2p.maximum(), k2p.singleStep()) == (0.0001, 10.0, 0.01)
+    assert k2p.decimals() == 4 and k2p.suffix() == " /min"
+    widgets["t_star_auto"].value = False
+    widgets["t_star_min"].value = 25.0
+    widgets["weights"].value = "duration"
+    model = ModelInputs.from_container(container)
+    assert model.request_fields() == {
+        "model": DEFAULT_MODEL,
+        "t_star_min": 25.0,
+        "k2p_per_min": None,
+        "weights": "duration",
+    }
+    windows = WindowInputs(mode="custom", challenge_end_min=80.0)
+    request = FitRequest(
+        reference=1, **model.request_fields(), **windows.request_fields()
+    )
+    assert request.windows_min == (DEFAULT_WINDOWS_MIN["baseline"], (60.0, 80.0))
+    assert request.conditions == ("baseline", "challenge")
+    two = WindowInputs(mode="two_scans").request_fields()
+    assert two == {"windows_min": (), "two_scans": True}
+    assert WindowInputs(mode="whole").request_fields()["windows_min"] == ()
+    preset = WindowInputs(mode="preset", baseline_start_min=5.0).request_fields()
+    assert preset["windows_min"] == tuple(DEFAULT_WINDOWS_MIN.values())
+
+
+def test_fit_rois_button_after_choosing_the_model_in_the_form(dock, study):
+    _viewer, widget = dock
+    model = next(m for m in ("mrtm", "srtm") if m != DEFAULT_MODEL)
+    assert widget.model_form["model"].value == DEFAULT_MODEL
+    widget.model_form["model"].value = model  # the magicgui combo, as a user picks
+    assert widget.model_combo.currentData() == model
+    assert f"--model {model}" in widget.cli_text()
+    widget.fit_rois_button.click()
+    assert widget.status_label.text().startswith(f"{model}:")
+    assert {row["model"] for row in widget.table_rows()} == {model}
+    table = extract_tacs(study.pet, study.labels)
+    names = [n for n in table.names if n != "occipital_ref"]
+    expected = kinetics.fit_windows(
+        np.stack([table.tac(n) for n in names], axis=1),
+        table.tac("occipital_ref"),
+        study.pet.timing,
+        model,
+        DEFAULT_WINDOWS_MIN,
+        names=names,
+    )
+    headers = _headers(widget.table)
+    name_col, bp_col, condition_col = (
+        headers.index(h) for h in ("ROI", "BP_ND", "condition")
+    )
+    assert widget.table.rowCount() == 2 * len(names)
+    for r in range(widget.table.rowCount()):  # ROI order, then condition order
+        fit = expected[widget.table.item(r, condition_col).text()][r // 2]
+        assert widget.table.item(r, name_col).text() == fit.name
+        assert float(widget.table.item(r, bp_col).text()) == pytest.approx(
+            fit.bp_nd, abs=5e-4
+        )
+
+
+def test_default_width_shows_cancel_window_ends_and_bp(make_napari_viewer, study):
+    viewer = make_napari_viewer(show=True)
+    add_two_scan_study(viewer, study)
+    widget = open_dock(viewer, "Kinetic fit", FitWidget)
+    widget.set_labels_layer(viewer.layers["regions"])
+    widget.set_window_mode("custom")
+    QApplication.processEvents()
+    scroll = widget.findChild(QScrollArea)
+    viewport = scroll.viewport()
+    assert not scroll.horizontalScrollBar().isVisible()
+    spins = widget.window_spins
+    for target in (widget.cancel_button, spins["baseline"][1], spins["challenge"][1]):
+        left = target.mapTo(viewport, QPoint(0, 0)).x()
+        assert left >= 0 and left + target.width() <= viewport.width()
+        assert target.isVisible()
+    assert spins["challenge"][1].isEnabled()  # custom windows: editable
+    widget.set_model("mrtm")
+    widget.fit_rois()
+    QApplication.processEvents()
+    table = widget.table
+    for header in ("BP_ND", "SE"):
+        column = _headers(table).index(header)
+        right = table.columnViewportPosition(column) + table.columnWidth(column)
+        assert 0 < right <= table.viewport().width(), header

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from napari_mor._napari import _study_widget
+from napari_mor._napari import _dock as dock_helpers
+from napari_mor._napari import study as study_package
 from napari_mor._napari._study_widget import StudyWidget
 from napari_mor.io import FrameTiming, load_labels, load_pet, write_frames_tsv
 from napari_mor.rois import summed_image
@@ -16,14 +19,28 @@ from napari_mor.rois import summed_image
 THALAMUS_WORLD_MM = (0.0, -16.0, 7.0)
 
 
+def _notifying_modules():
+    """The modules the Study dock shows notifications from.
+
+    Its sections (``napari_mor._napari.study.*``) and the shared error
+    decorator ``_dock.notify_errors``, through which every error goes.
+    """
+    modules = [dock_helpers]
+    for info in pkgutil.iter_modules(study_package.__path__):
+        modules.append(importlib.import_module(f"{study_package.__name__}.{info.name}"))
+    return modules
+
+
 @pytest.fixture
 def messages(monkeypatch):
     """Notifications the dock shows, by kind."""
     shown = {"error": [], "warning": [], "info": []}
     for kind in shown:
-        monkeypatch.setattr(
-            _study_widget, f"show_{kind}", lambda msg, k=kind: shown[k].append(msg)
-        )
+        for module in _notifying_modules():
+            if hasattr(module, f"show_{kind}"):
+                monkeypatch.setattr(
+                    module, f"show_{kind}", lambda msg, k=kind: shown[k].append(msg)
+                )
     return shown
 
 
@@ -70,7 +87,9 @@ def test_dock_loads_pet_and_mr_aligned(dock, sample_files, messages):
     assert pet.metadata["frame_start_s"] == truth.timing.frame_start_s.tolist()
     assert widget.table.rowCount() == 28
     assert widget.table.item(27, 4).text() == "challenge"
-    assert widget.table.item(0, 4).text() == "baseline"
+    # default windows 20-45 / 60-90 min: the first frames belong to none
+    assert widget.table.item(0, 4).text() == ""
+    assert widget.table.item(14, 4).text() == "baseline"  # 20-25 min
     assert "kBq/mL" in widget.info_label.text()
     assert "decay corrected" in widget.info_label.text()
     assert viewer.dims.axis_labels[0] == "frame"

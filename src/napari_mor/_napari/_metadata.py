@@ -61,3 +61,16 @@ FRAMES_TSV_PATH = "frames_tsv_path"
 MEAN_WINDOW_MIN = "window_min"
 FRAMES_USED = "frames_used"
 SOURCE_LAYER = "source_layer"
+#: Delta maps: which quantity (``delta_bp_nd`` or ``pct_delta_bp_nd``) and the
+#: sign convention sentence shown with it.
+QUANTITY = "quantity"
+SIGN_CONVENTION = "sign_convention"
+#: Registration dock: the per-frame motion trace of a motion-corrected PET
+#: (columns as ``MotionCorrectionResult.trace_columns``), and what made a result
+#: layer (a dict: ``mode``, :data:`SOURCE_LAYER`, :data:`FIXED_LAYER`, summary).
+MOTION_TRACE = "motion_trace"
+REGISTRATION = "registration"
+FIXED_LAYER = "fixed_layer"
+#: Group study dock: the analysis settings of a t-map / cluster layer
+#: (``GroupResult.settings``); its cluster-forming t is under :data:`THRESHOLD`.
+GROUP_SETTINGS = "settings"

@@ -12,9 +12,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "demo",
         help="make the sample study and run the whole pipeline on it",
         description=(
-            "Write the digital [11C]carfentanil sample study (PET + sidecar, T1w, "
-            "region labels + LUT, brain mask, truth) to a folder, run the pipeline "
-            "on it with the default model, windows and k2' and print a summary."
+            "Write the digital [11C]carfentanil sample study (baseline and challenge "
+            "PET + sidecars, T1w, region labels + LUT, brain mask, truth) to a "
+            "folder, run the pipeline on it with the default model and k2' and print "
+            "a summary."
         ),
     )
     demo.add_argument(
@@ -24,13 +25,32 @@ def add_parser(commands) -> argparse.ArgumentParser:
     demo.add_argument(
         "--noise", type=float, default=None, help="voxel noise CV (default: phantom's)"
     )
+    demo.add_argument(
+        "--one-scan",
+        action="store_true",
+        help="one scan with the challenge from 45 min (windowed fits) instead of "
+        "separate baseline and challenge scans",
+    )
     demo.set_defaults(run=run)
     return demo
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the sample study and run the pipeline on it."""
+    import math
+
+    from napari_mor._errors import MorError
     from napari_mor.workflows.demo import run_demo
 
-    print(run_demo(args.out, seed=args.seed, noise_cv=args.noise))
+    if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
+        raise MorError(
+            f"--noise must be a coefficient of variation >= 0 (e.g. 0.08); got "
+            f"{args.noise!r}."
+        )
+
+    print(
+        run_demo(
+            args.out, seed=args.seed, noise_cv=args.noise, two_scans=not args.one_scan
+        )
+    )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_mor._errors import MorError
 from napari_mor.defaults import DEFAULT_MODEL, DEFAULT_WINDOWS_MIN, MODEL_NAMES
 
 
@@ -156,13 +157,59 @@ def run_group(args: argparse.Namespace) -> int:
     )
 
 
+def _check_stats_outputs(args, maps, mask_path: Path) -> None:
+    """No result file of ``stats`` may replace a map, the mask or the table."""
+    from napari_mor.group.analysis import _MAP_FILES
+    from napari_mor.group.batch import _output_paths
+    from napari_mor.io.outputs import check_outputs
+
+    inputs = {
+        "--mask": mask_path if mask_path.is_file() else None,
+        "--participants": args.participants,
+        "participants table": args.maps / "participants.tsv",
+        "atlas labels": args.maps / "atlas" / "space-MNI_labels.nii.gz",
+    }
+    for sub in maps.subjects:
+        for c, path in _output_paths(args.maps, sub).items():
+            inputs[f"{sub} {c} map"] = path
+        inputs[f"{sub} manifest"] = args.maps / sub / "manifest.json"
+    names = [f"stat-{n}.nii.gz" for n in _MAP_FILES]
+    names += ["mask.nii.gz", "clusters.tsv", "data.npz", "null.npz", "group.json"]
+    check_outputs(inputs, {f"--out ({n})": args.out / n for n in names})
+
+
 def _rejection(pct: float) -> dict:
     from napari_mor.sample.cohort import ACTIVATION_REGIONS
 
     return dict.fromkeys(ACTIVATION_REGIONS, pct) if pct else {}
 
 
+def _finite(option: str, value: float) -> None:
+    """Refuse NaN/Inf for a numeric option."""
+    import math
+
+    if not math.isfinite(value):
+        raise MorError(f"{option} must be a finite number; got {value!r}.")
+
+
+def _check_out_folder(out: Path) -> None:
+    """An output folder must not be an existing file."""
+    if out.exists() and not out.is_dir():
+        raise MorError(f"--out {out} is a file; give a folder (it is created).")
+
+
 def _simulate(args) -> int:
+    if args.subjects < 1:
+        raise MorError(f"--subjects must be >= 1; got {args.subjects}.")
+    _finite("--voxel-mm", args.voxel_mm)
+    if not 1.0 <= args.voxel_mm <= 12.0:
+        raise MorError(
+            f"--voxel-mm must be between 1 and 12 mm; got {args.voxel_mm:g} (the "
+            "phantom brain is about 140 mm wide)."
+        )
+    _finite("--activation-pct", args.activation_pct)
+    _finite("--trait-slope-pct", args.trait_slope_pct)
+    _check_out_folder(args.out)
     if args.level == "maps":
         from napari_mor.group.batch import write_cohort_maps
         from napari_mor.sample.cohort import simulate_cohort
@@ -202,6 +249,9 @@ def _run(args) -> int:
         run_batch,
     )
 
+    if args.workers is not None and args.workers < 1:
+        raise MorError(f"--workers must be >= 1; got {args.workers}.")
+    listing = discover_cohort(args.cohort)
     labels, mask = cohort_atlas_inputs(args.cohort, args.labels, args.mask)
     settings = BatchSettings(
         model=args.model,
@@ -215,7 +265,7 @@ def _run(args) -> int:
         fwhm_mm=args.fwhm,
         registration=args.registration,
     )
-    print(discover_cohort(args.cohort).report())
+    print(listing.report())
 
     def progress(done, total, status):
         extra = f" ({status['message']})" if status["message"] else ""
@@ -235,31 +285,54 @@ def _run(args) -> int:
         force=args.force,
         on_progress=progress,
     )
-    failed = [r["subject"] for r in results if r["status"] == "failed"]
+    failed = [r for r in results if r["status"] == "failed"]
     counts = {
         s: sum(r["status"] == s for r in results)
         for s in ("computed", "cached", "failed")
     }
     print(f"done: {counts}; maps in {args.out}")
-    return 1 if failed and len(failed) == len(results) else 0
+    if not failed:
+        return 0
+    import sys
+
+    print(
+        f"napari-mor group run: {len(failed)} of {len(results)} subjects failed: "
+        f"{', '.join(r['subject'] for r in failed)}. Their earlier maps (if any) "
+        "were invalidated and 'group stats' leaves them out; fix their inputs "
+        "and run again.",
+        file=sys.stderr,
+    )
+    for r in failed:
+        print(f"  {r['subject']}: {r['message']}", file=sys.stderr)
+    return 1
 
 
 def _stats(args) -> int:
-    import numpy as np
-
-    from napari_mor._errors import MorError
     from napari_mor.group import run_group_stats, save_group_result
     from napari_mor.group.batch import find_region_labels, load_cohort_maps
 
+    if not 0 < args.p_voxel < 1:
+        raise MorError(f"--p-voxel must be between 0 and 1; got {args.p_voxel!r}.")
+    if args.n_perm < 0:
+        raise MorError(f"--n-perm must be >= 0; got {args.n_perm}.")
+    _check_out_folder(args.out)
+    if args.mask is not None and not args.mask.is_file():
+        raise MorError(f"--mask {args.mask} does not exist; check the path.")
     maps = load_cohort_maps(args.maps, args.participants)
-    if maps.missing:
-        print(f"subjects without delta-BP maps (left out): {', '.join(maps.missing)}")
-    mask = None
+    for sub in maps.missing:
+        print(f"left out {sub}: {maps.left_out.get(sub, 'no delta-BP map')}")
     mask_path = args.mask or args.maps / "atlas" / "space-MNI_brainmask.nii.gz"
+    _check_stats_outputs(args, maps, mask_path)
+    mask = None
     if mask_path.is_file():
-        import nibabel as nib
+        from napari_mor.io._nifti import load_image, read_data
 
-        mask = np.asarray(nib.load(str(mask_path)).dataobj) > 0
+        mask = read_data(load_image(mask_path), mask_path) > 0
+        if mask.shape != maps.delta.shape[1:]:
+            raise MorError(
+                f"The mask {mask_path} has shape {mask.shape} but the maps have "
+                f"{maps.delta.shape[1:]}; give a mask on the maps' grid (--mask)."
+            )
     test = args.test
     data, challenge = maps.delta, None
     if test == "paired":

@@ -475,8 +475,15 @@ def save_group_result(result: GroupResult, out_dir: str | Path) -> dict[str, Pat
 
 
 def load_group_result(folder: str | Path) -> GroupResult:
-    """Read a folder written by :func:`save_group_result`."""
-    import nibabel as nib
+    """Read a folder written by :func:`save_group_result`.
+
+    Raises
+    ------
+    MorError
+        When ``group.json`` is missing, or any file of the result is missing,
+        damaged or not what :func:`save_group_result` writes.
+    """
+    from napari_mor.io._nifti import affine_of, load_image, read_data
 
     folder = Path(folder)
     meta_path = folder / "group.json"
@@ -485,34 +492,56 @@ def load_group_result(folder: str | Path) -> GroupResult:
             f"{folder} holds no group.json; choose a folder written by "
             "'napari-mor group stats'."
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+
+    def damaged(path: Path, err: Exception) -> MorError:
+        return MorError(
+            f"{path} is missing or damaged ({type(err).__name__}: {err}); run "
+            "'napari-mor group stats' again to rewrite the results folder."
+        )
+
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        subjects, settings = meta["subjects"], meta["settings"]
+        cov = meta.get("covariate")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise damaged(meta_path, err) from err
     maps = {}
     affine = None
     for name in _MAP_FILES:
         path = folder / f"stat-{name}.nii.gz"
         if path.is_file():
-            image = nib.load(str(path))
-            maps[name] = np.asarray(image.dataobj)
-            affine = np.asarray(image.affine, dtype=np.float64)
-    mask = np.asarray(nib.load(str(folder / "mask.nii.gz")).dataobj).astype(bool)
-    with (folder / "clusters.tsv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    for row in rows:
-        for key in CLUSTER_COLUMNS:
-            if key in ("sign", "atlas_label", "region"):
-                continue
-            row[key] = float(row[key]) if row[key] not in ("", "nan") else np.nan
-            if key in ("cluster", "size_voxels"):
-                row[key] = int(row[key])
-    data = np.load(folder / "data.npz")["data"]
-    cov = meta.get("covariate")
+            image = load_image(path)
+            maps[name] = read_data(image, path, dtype=None)
+            affine = affine_of(image, path)
+    mask_path = folder / "mask.nii.gz"
+    mask = read_data(load_image(mask_path), mask_path).astype(bool)
+    clusters_path = folder / "clusters.tsv"
+    try:
+        with clusters_path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        for row in rows:
+            for key in CLUSTER_COLUMNS:
+                if key in ("sign", "atlas_label", "region"):
+                    continue
+                row[key] = float(row[key]) if row[key] not in ("", "nan") else np.nan
+                if key in ("cluster", "size_voxels"):
+                    row[key] = int(row[key])
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as err:
+        raise damaged(clusters_path, err) from err
+    import zipfile
+
+    data_path = folder / "data.npz"
+    try:
+        data = np.load(data_path)["data"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise damaged(data_path, err) from err
     return GroupResult(
         maps=maps,
         affine=affine,
         mask=mask,
         clusters=rows,
         data=data,
-        subjects=meta["subjects"],
+        subjects=subjects,
         covariate=None if cov is None else np.asarray(cov, float),
-        settings=meta["settings"],
+        settings=settings,
     )

@@ -9,11 +9,18 @@ delta-BP (:func:`napari_mor.maps.delta_bp`), optionally smooth, and write::
     OUT/sub-XX/sub-XX_desc-baseline_bpnd.nii.gz   (+ .json provenance)
     OUT/sub-XX/sub-XX_desc-challenge_bpnd.nii.gz
     OUT/sub-XX/sub-XX_desc-delta_bpnd.nii.gz
-    OUT/sub-XX/manifest.json                      input hashes + settings
+    OUT/sub-XX/manifest.json                      input hashes + settings + map hashes
 
-A subject whose input hashes and settings match its manifest is skipped (its
-outputs are reused), so a rerun recomputes only what changed. A failing subject
-is reported and skipped; the others continue.
+A subject whose input hashes and settings match its manifest, and whose maps
+still hash to what the manifest records, is skipped (its outputs are reused),
+so a rerun recomputes only what changed. The manifest is removed before a
+subject is recomputed and written (sealed, with the maps' SHA-256) only after
+its maps, so an interrupted run never leaves maps that look valid. A failing
+subject is reported and skipped, the others continue; its earlier maps are
+removed and its manifest says ``"status": "failed"``. :func:`load_cohort_maps`
+(``group stats``, the group dock) uses only subjects whose maps match a sealed
+manifest and lists the others with the reason. No output may replace an input
+of the cohort (:func:`~napari_mor.io.outputs.check_outputs`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "load_cohort_maps",
     "process_subject",
     "run_batch",
+    "usable_subjects",
 ]
 
 #: 2: the manifest also records the SHA-256 of every map it vouches for
@@ -240,13 +248,12 @@ def discover_cohort(
         without a row, are reported in ``notes`` / ``problems``.
     """
     from napari_mor.io.bids import find_bids_subject
-    from napari_mor.sample.cohort import read_participants
 
     root = Path(root)
     if not root.is_dir():
         raise MorError(f"{root} is not a folder; give the cohort's BIDS folder.")
     table_path = Path(participants) if participants else root / "participants.tsv"
-    table = read_participants(table_path) if table_path.is_file() else {}
+    table = _read_participants_of(root, participants)
     notes = [] if table else [f"no participants table at {table_path}"]
     folders = sorted(p for p in root.glob("sub-*") if p.is_dir())
     listed = list(table.get("participant_id", []))
@@ -877,12 +884,16 @@ def load_cohort_maps(
     )
 
 
-def _read_participants_of(maps_dir: Path, participants) -> dict:
-    """The participants table of a maps folder ({} when there is none)."""
+def _read_participants_of(folder: Path, participants=None) -> dict:
+    """The participants table given, or the one in a cohort or maps folder.
+
+    ``{}`` when none is given and ``folder`` has none; a table given but
+    missing or unreadable (binary, not UTF-8) is a MorError.
+    """
     from napari_mor.sample.cohort import read_participants
 
-    table_path = Path(participants) if participants else maps_dir / "participants.tsv"
-    if participants is None and not table_path.is_file():
+    table_path = Path(participants) if participants else folder / "participants.tsv"
+    if not participants and not table_path.is_file():
         return {}
     try:
         return read_participants(table_path)
@@ -915,6 +926,16 @@ def write_cohort_maps(cohort, out_dir: str | Path) -> Path:
         ):
             data = np.where(cohort.mask, data, np.nan)
             write_nifti(paths[c], data, cohort.affine, prov)
+        # sealed like a batch manifest, so 'group stats' can check the maps
+        write_json(
+            out_dir / sub / "manifest.json",
+            {
+                "version": MANIFEST_VERSION,
+                "inputs": {"source": prov["Source"]},
+                "settings": {},
+                "outputs": _output_hashes(paths),
+            },
+        )
     write_participants(out_dir / "participants.tsv", cohort.participants)
     atlas = out_dir / "atlas"
     write_nifti(

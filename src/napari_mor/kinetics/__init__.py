@@ -12,6 +12,7 @@ from napari_mor.kinetics.integrate import (
     integrate_from_injection,
     integration_matrix,
 )
+from napari_mor.kinetics.k2p import k2p_from_high_binding_voxels, k2p_from_rois
 from napari_mor.kinetics.linear import logan_t_star
 from napari_mor.kinetics.results import MapResult, RoiFit
 from napari_mor.kinetics.roi import (
@@ -53,6 +54,8 @@ __all__ = [
     "integrate_from_injection",
     "integration_matrix",
     "iter_fit_blocks",
+    "k2p_from_high_binding_voxels",
+    "k2p_from_rois",
     "logan_t_star",
     "theta_grid",
 ]

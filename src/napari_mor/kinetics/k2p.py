@@ -171,7 +171,7 @@ def k2p_from_rois(
         raise MorError(
             "k2' from ROIs needs at least two TACs of different binding (one TAC "
             "cannot separate k2' from k3 + k4); add more ROIs (e.g. thalamus, "
-            "striatum, insula) or pass k2' explicitly (--k2p VALUE)."
+            "striatum, insula) or give k2' explicitly."
         )
     low, high = (float(v) for v in k2p_range_per_min)
     if not (0 < low < high):
@@ -187,7 +187,7 @@ def k2p_from_rois(
     if finite.sum() < 2:
         raise MorError(
             "k2' profile failed for all but one TAC (non-finite fits); check the "
-            "TACs and the window, or pass k2' explicitly (--k2p VALUE)."
+            "TACs and the window, or give k2' explicitly."
         )
     rss = rss[:, finite]
     floor = 1e-12 * np.max(rss[np.isfinite(rss)])
@@ -200,7 +200,9 @@ def k2p_from_rois(
     inside = np.flatnonzero(total <= total[i] + 1.0)  # 1-SD profile interval
     rel_se = 0.5 * (kg[inside[-1]] - kg[inside[0]]) / k2p if inside.size else np.inf
     rel_se = max(rel_se, 0.5 * (kg[1] / kg[0] - 1.0))
-    where = "all frames" if window is None else f"{window[0]:g}-{window[1]:g} min"
+    where = (
+        "all frames" if window is None else f"frames {window[0]:g}-{window[1]:g} min"
+    )
     used = ", ".join(n for n, f in zip(names, finite, strict=True) if f)
     if i in (0, kg.size - 1) or not np.isfinite(rel_se) or rel_se > max_rel_se:
         raise MorError(
@@ -208,12 +210,9 @@ def k2p_from_rois(
             f"relative SE {rel_se:.2f} > {max_rel_se:g} or at the edge of "
             f"{low:g}-{high:g} /min. Use a baseline window that starts at "
             "injection, add ROIs of different binding (or larger / smoother "
-            "ones), or pass k2' explicitly (--k2p VALUE)."
+            "ones), or give k2' explicitly."
         )
-    desc = (
-        f"k2' = {k2p:.4g} /min (rel. SE {rel_se:.2f}) from the FRTM profile "
-        f"shared by {used}, frames {where}"
-    )
+    desc = f"FRTM profile shared by {used}, {where} (rel. SE {rel_se:.2f})"
     return float(k2p), desc
 
 
@@ -339,7 +338,7 @@ def k2p_from_high_binding_voxels(
             f"Only {n_top} high-binding voxels ({top_fraction:g} of {idx.size} in "
             f"the mask) for {n_bands} composites of >= {min_voxels_per_band}; use "
             "a larger brain mask or top_fraction, or k2' from ROIs "
-            "(k2p_from_rois) or pass k2' explicitly (--k2p VALUE)."
+            "(k2p_from_rois) or give k2' explicitly."
         )
     order = idx[np.argsort(ranked)[::-1][:n_top]]
     bands = np.array_split(order, n_bands)

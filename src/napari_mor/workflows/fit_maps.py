@@ -19,15 +19,14 @@ import numpy as np
 from napari_mor._errors import MorError
 from napari_mor.io.pet import DynamicPET
 from napari_mor.kinetics import MapResult
-from napari_mor.workflows.fit import (
+from napari_mor.workflows.fit_data import (
     FitData,
-    FitRequest,
-    K2pChoice,
     _map_mask,
     mask_description,
     reference_tac,
-    shared_k2p,
 )
+from napari_mor.workflows.k2p_policy import K2pChoice, shared_k2p
+from napari_mor.workflows.request import FitRequest
 
 __all__ = [
     "EXTRA_MAP_TAGS",

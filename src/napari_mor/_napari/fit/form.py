@@ -125,7 +125,7 @@ class InputForm:
             widget = _make_widget(name, spec, cls.defaults()[name])
             if spec.row is None:
                 if not (cls.labels_left or isinstance(widget, CheckBox)):
-                    items.append(Label(value=spec.label))
+                    items.append(Label(value=spec.label))  # a line above
                 items.append(widget)
                 continue
             if spec.row not in rows:
@@ -141,7 +141,8 @@ class InputForm:
                     items.append(Label(value=spec.row))
                 items.append(row)
             rows[spec.row].append(widget)
-        container = Container(widgets=items, labels=cls.labels_left)
+        container = Container(labels=cls.labels_left)
+        container.extend(items)  # after construction: aligns the label widths
         container.margins = (0, 0, 0, 0)
         return container
 
@@ -175,13 +176,14 @@ class InputForm:
 
 def _make_widget(name: str, spec: FieldSpec, default) -> ValueWidget:
     """One magicgui widget for a field (type from the default and the spec)."""
-    common = {"name": name, "label": spec.label, "tooltip": spec.tooltip or None}
+    common = {"name": name, "tooltip": spec.tooltip or None}
+    if isinstance(default, bool):  # a check box shows its label as its text
+        return CheckBox(value=default, text=spec.label, **common)
+    common["label"] = spec.label
     if spec.choices is not None:
         widget = ComboBox(choices=list(spec.choices), value=default, **common)
         narrow_combo(widget.native)
         return widget
-    if isinstance(default, bool):
-        return CheckBox(value=default, text=spec.label, **common)
     ranged = {
         key: value
         for key, value in (("min", spec.min), ("max", spec.max), ("step", spec.step))

@@ -48,12 +48,16 @@ WINDOW_MODES = {
 }
 
 _MINUTES = {"min": 0.0, "max": 10000.0, "step": 1.0, "decimals": 1, "unit": " min"}
+#: Window bounds: the section title gives the unit (two boxes share a line).
+_WINDOW_MINUTES = {**_MINUTES, "unit": ""}
 _REQUEST_DEFAULTS = {f.name: f.default for f in fields(FitRequest)}
 
 
 @dataclass(frozen=True)
 class ModelInputs(InputForm):
     """Model, t*, k2' and frame weighting of a fit."""
+
+    labels_left = False  # labels on their own line: fits a narrow dock
 
     model: str = form_field(
         DEFAULT_MODEL, "Model", choices=[(t, m) for t, m in MODEL_CHOICES.items()]
@@ -97,16 +101,16 @@ class WindowInputs(InputForm):
         "preset", "Conditions", choices=[(t, k) for k, t in WINDOW_MODES.items()]
     )
     baseline_start_min: float = form_field(
-        _BASE[0], "start", row="baseline window", **_MINUTES
+        _BASE[0], "start", row="baseline window", **_WINDOW_MINUTES
     )
     baseline_end_min: float = form_field(
-        _BASE[1], "end", row="baseline window", **_MINUTES
+        _BASE[1], "end", row="baseline window", **_WINDOW_MINUTES
     )
     challenge_start_min: float = form_field(
-        _CHAL[0], "start", row="challenge window", **_MINUTES
+        _CHAL[0], "start", row="challenge window", **_WINDOW_MINUTES
     )
     challenge_end_min: float = form_field(
-        _CHAL[1], "end", row="challenge window", **_MINUTES
+        _CHAL[1], "end", row="challenge window", **_WINDOW_MINUTES
     )
 
     def windows(self) -> dict[str, tuple[float, float]]:
@@ -117,11 +121,11 @@ class WindowInputs(InputForm):
         }
 
     def request_fields(self) -> dict:
-        windowed = self.mode in ("preset", "custom")
-        return {
-            "windows_min": tuple(self.windows().values()) if windowed else (),
-            "two_scans": self.mode == "two_scans",
-        }
+        windows = {
+            "preset": tuple(DEFAULT_WINDOWS_MIN.values()),
+            "custom": tuple(self.windows().values()),
+        }.get(self.mode, ())
+        return {"windows_min": windows, "two_scans": self.mode == "two_scans"}
 
 
 #: "auto" check box -> the spin box it disables.
@@ -174,7 +178,7 @@ class WindowsFormWidget(QGroupBox):
     """
 
     def __init__(self, parent=None) -> None:
-        super().__init__("Conditions", parent)
+        super().__init__("Windows (min from injection)", parent)
         self.form = WindowInputs.create_container()
         self.widgets = WindowInputs.widgets_of(self.form)
         QVBoxLayout(self).addWidget(self.form.native)
@@ -201,9 +205,8 @@ class WindowsFormWidget(QGroupBox):
     def set_mode(self, mode: str) -> None:
         """Choose the window mode by key (see :data:`WINDOW_MODES`)."""
         if mode not in WINDOW_MODES:
-            raise MorError(
-                f"Unknown window mode {mode!r}; choose one of {', '.join(WINDOW_MODES)}."
-            )
+            known = ", ".join(WINDOW_MODES)
+            raise MorError(f"Unknown window mode {mode!r}; choose one of {known}.")
         self.widgets["mode"].value = mode
 
     def set_windows(self, windows_min: dict[str, tuple[float, float]]) -> None:

@@ -42,9 +42,15 @@ from napari_mor.rois import (
 )
 from napari_mor.rois.space import labels_into_world
 
+#: Steps :func:`iter_atlas_on_grid` yields (load, move to PET world, resample).
+ATLAS_STEPS = 3
 
-def atlas_on_grid(key: str, names: list[str], options: dict, grid) -> LabelImage:
-    """Atlas regions on the ROI set's grid (Qt-free; what the worker runs).
+
+def iter_atlas_on_grid(key: str, names: list[str], options: dict, grid):
+    """Atlas regions on the ROI set's grid, step by step (what the worker runs).
+
+    Qt-free. Yields the number of steps done (1 to :data:`ATLAS_STEPS`), so
+    napari's activity dock shows progress and a quit worker stops between steps.
 
     Parameters
     ----------
@@ -58,12 +64,31 @@ def atlas_on_grid(key: str, names: list[str], options: dict, grid) -> LabelImage
     grid : (shape, affine, mni_transform)
         The ROI set's shape and 4x4 affine, and the MNI -> PET transform (None
         when the PET is in MNI space).
+
+    Returns
+    -------
+    LabelImage
+        The regions on the ROI set's grid (the generator's return value).
     """
     shape, affine, mni_transform = grid
     atlas = load_atlas_regions(key, names, **options)
+    yield 1
     if mni_transform is not None:
         atlas = labels_into_world(atlas, mni_transform)
-    return resample_labels(atlas, shape, affine, target_name="ROI set")
+    yield 2
+    regions = resample_labels(atlas, shape, affine, target_name="ROI set")
+    yield 3
+    return regions
+
+
+def atlas_on_grid(key: str, names: list[str], options: dict, grid) -> LabelImage:
+    """:func:`iter_atlas_on_grid` run to the end (blocking)."""
+    steps = iter_atlas_on_grid(key, names, options, grid)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 class AtlasSection(QGroupBox):
@@ -173,7 +198,7 @@ class AtlasSection(QGroupBox):
         """
         self._warn_if_not_mni()
         self.worker = start_worker(
-            atlas_on_grid,
+            iter_atlas_on_grid,
             key,
             names,
             self._options(),
@@ -181,6 +206,7 @@ class AtlasSection(QGroupBox):
             desc="Atlas import",
             on_returned=self._on_returned,
             run_button=self.atlas_button,
+            total=ATLAS_STEPS,
         )
         return self.worker
 

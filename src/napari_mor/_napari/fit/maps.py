@@ -1,0 +1,82 @@
+"""BP_ND map layers of the Kinetic fit dock: the worker's work, the layers, the files.
+
+:func:`drain_map_fits` is what the dock's worker runs (the workflow's
+:func:`~napari_mor.workflows.fit_maps.iter_fit_maps`, yielding its
+:class:`~napari_mor.workflows.fit_maps.MapProgress`); :func:`add_map_layers`
+turns the results into image layers on the GUI thread (affine, provenance);
+:func:`save_map_layers` writes them as NIfTI + JSON sidecar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_mor._napari import _metadata as md
+from napari_mor._napari._layers import bp_map_metadata
+from napari_mor.kinetics import MapResult
+from napari_mor.workflows.fit_maps import MapPlan, iter_fit_maps
+
+#: Upper contrast limit of a BP_ND layer: this percentile of its finite voxels.
+_UPPER_PERCENTILE = 99.5
+
+
+def drain_map_fits(plan: MapPlan, block_size: int | None):
+    """Drain :func:`iter_fit_maps`, yielding its progress; returns the results."""
+    return (yield from iter_fit_maps(plan, block_size=block_size))
+
+
+def map_layer_name(condition: str, model: str) -> str:
+    """``BP_ND <condition> [<model>]``."""
+    return f"BP_ND {condition} [{model}]"
+
+
+def add_map_layers(viewer, plan: MapPlan, results: dict[str, MapResult]) -> dict:
+    """Add (or replace) one BP_ND image layer per condition; returns them.
+
+    Layers carry the PET affine and :func:`~napari_mor._napari._layers.bp_map_metadata`
+    (kind, condition, provenance); only the last condition's is visible.
+    """
+    layers = {}
+    for job in plan.jobs:
+        result = results[job.condition]
+        bp = result.maps["bp_nd"]
+        finite = bp[np.isfinite(bp)]
+        upper = float(np.percentile(finite, _UPPER_PERCENTILE)) if finite.size else 1.0
+        name = map_layer_name(job.condition, plan.request.model)
+        if name in viewer.layers:
+            viewer.layers.remove(name)
+        layers[job.condition] = viewer.add_image(
+            bp,
+            name=name,
+            affine=job.pet.affine,
+            colormap="viridis",
+            contrast_limits=(0.0, max(upper, 1e-3)),
+            blending="translucent_no_depth",  # no depth test: tilted MR below
+            metadata=bp_map_metadata(plan, job.condition, result),
+            visible=job is plan.jobs[-1],
+        )
+    return layers
+
+
+def save_map_layers(viewer, map_layers: dict, out_dir, stem: str) -> list[Path]:
+    """Write each layer still in the viewer as ``OUT_DIR/STEM_<condition>.nii.gz``.
+
+    The sidecar is the layer's provenance plus its name; the layer's metadata
+    records the saved path (the Delta-BP dock then refers to the file).
+    """
+    from napari_mor.maps import write_map
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for condition, layer in map_layers.items():
+        if layer not in viewer.layers:
+            continue
+        path = out_dir / f"{stem}_{condition}.nii.gz"
+        provenance = {**layer.metadata.get(md.PROVENANCE, {}), "LayerName": layer.name}
+        data, affine = np.asarray(layer.data), layer.affine.affine_matrix
+        written.append(write_map(path, data, affine, provenance))
+        layer.metadata[md.SAVED_PATH] = str(path)
+    return written

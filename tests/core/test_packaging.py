@@ -54,3 +54,53 @@ def test_twine_check_passes(dist):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PASSED") == 2
+
+
+def _npe2_validate(env_path: str | None = None) -> subprocess.CompletedProcess:
+    """``npe2 validate --imports napari-mor`` (imports every command's module)."""
+    import os
+
+    env = dict(os.environ)
+    if env_path is not None:
+        env["PYTHONPATH"] = env_path  # the wheel's copy first on sys.path
+    code = (
+        "import sys, napari_mor; from npe2.cli import app; "
+        "print('FROM', napari_mor.__file__); "
+        "sys.argv = ['npe2', 'validate', '--imports', 'napari-mor']; app()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(Path(env_path or ROOT).parent),
+    )
+
+
+def test_manifest_validates_from_the_wheel(dist, tmp_path):
+    (wheel,) = dist.glob("napari_mor-*.whl")
+    target = tmp_path / "site"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = _npe2_validate(str(target))
+    assert f"FROM {target}" in result.stdout, result.stdout + result.stderr
+    assert "valid!" in result.stdout, result.stdout + result.stderr
+
+
+def test_manifest_validates_from_the_editable_install():
+    result = _npe2_validate()
+    assert "valid!" in result.stdout, result.stdout + result.stderr

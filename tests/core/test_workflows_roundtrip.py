@@ -78,6 +78,17 @@ ROUND_TRIPS = {
     ),
     "frames tsv": FitRequest(frames_path="/data/frames.tsv", **FILES),
     "units": FitRequest(units="Bq/mL", **FILES),
+    "pvc gtm rois": FitRequest(
+        pvc="gtm", psf_fwhm_mm=6.0, rois_only=True, **{**FILES, "out": "/out/r.tsv"}
+    ),
+    "pvc rbv": FitRequest(pvc="rbv", psf_fwhm_mm=(5.5, 5.5, 6.25), **FILES),
+    "pvc iy two scans": FitRequest(
+        pvc="iy",
+        psf_fwhm_mm=1 / 3 + 6,
+        two_scans=True,
+        challenge_pet_path="/data/sub 01/chal.nii.gz",
+        **FILES,
+    ),
     "everything": FitRequest(
         model="srtm2",
         reference="occipital",

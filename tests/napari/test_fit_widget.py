@@ -353,3 +353,17 @@ def test_default_width_shows_cancel_window_ends_and_bp(make_napari_viewer, study
         column = _headers(table).index(header)
         right = table.columnViewportPosition(column) + table.columnWidth(column)
         assert 0 < right <= table.viewport().width(), header
+
+
+def test_violated_model_assumption_is_a_warning_not_silent(dock, monkeypatch):
+    """Ratio method in bolus+infusion windows: not at equilibrium -> warning."""
+    from napari_mor._napari.fit import dock as fit_dock
+
+    _viewer, widget = dock
+    shown = []
+    monkeypatch.setattr(fit_dock, "show_warning", shown.append)
+    widget.set_model("ratio")
+    widget.set_window_mode("preset")
+    widget.fit_rois_button.click()
+    assert widget.table.rowCount() > 0
+    assert any("Not at equilibrium" in text for text in shown), shown

@@ -38,3 +38,25 @@ def test_every_dock_opens_from_the_plugins_menu_entry(make_napari_viewer):
         dock, widget = viewer.window.add_plugin_dock_widget("napari-mor", name)
         assert isinstance(widget, QWidget), name
         assert dock.name.endswith(name) or name in dock.name
+
+
+def test_docks_are_in_napari_layers_menus(make_napari_viewer):
+    """npe2 menus: measurement docks under Layers > Measure, registration under
+    Layers > Register, the Study dock under File > IO utilities (app-model)."""
+    from napari._app_model import get_app_model
+
+    make_napari_viewer()
+    app = get_app_model()
+
+    def ours(menu_id):
+        items = app.menus.get_menu(menu_id)
+        return [i.command.id for i in items if "napari-mor" in i.command.id]
+
+    assert ours("napari/layers/measure") == [
+        "napari-mor.roi_widget",
+        "napari-mor.fit_widget",
+        "napari-mor.delta_widget",
+        "napari-mor.group_widget",
+    ]
+    assert ours("napari/layers/register") == ["napari-mor.registration_widget"]
+    assert ours("napari/file/io_utilities") == ["napari-mor.study_widget"]

@@ -14,6 +14,13 @@ from napari_mor.io.volume import LabelImage, Volume
 
 LayerDataTuple = tuple  # (data, kwargs, layer_type)
 
+#: Layer axes of 3-D images (world x, y, z in mm) and of dynamic PET (frame first).
+SPATIAL_AXES = {"axis_labels": ("x", "y", "z"), "units": ("mm", "mm", "mm")}
+PET_AXES = {
+    "axis_labels": ("frame", "x", "y", "z"),
+    "units": ("pixel", "mm", "mm", "mm"),
+}
+
 
 def time_affine(spatial_affine: np.ndarray) -> np.ndarray:
     """5x5 layer affine for (t, x, y, z) data: time axis untouched."""
@@ -46,6 +53,7 @@ def pet_layer_data(pet: DynamicPET, name: str | None = None) -> LayerDataTuple:
         "colormap": "inferno",
         "contrast_limits": (0.0, max(upper, 1e-6)),
         "blending": "additive",
+        **PET_AXES,
     }
     return pet.data, kwargs, "image"
 
@@ -62,6 +70,7 @@ def volume_layer_data(volume: Volume, name: str | None = None) -> LayerDataTuple
         },
         "colormap": "gray",
         "contrast_limits": (float(low), float(max(high, low + 1e-6))),
+        **SPATIAL_AXES,
     }
     return volume.data, kwargs, "image"
 
@@ -77,6 +86,7 @@ def labels_layer_data(labels: LabelImage, name: str | None = None) -> LayerDataT
             "source_path": str(labels.path) if labels.path else None,
         },
         "opacity": 0.5,
+        **SPATIAL_AXES,
     }
     if labels.colors:
         kwargs["colormap"] = {

@@ -31,6 +31,19 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=MIN_BP_BASE,
         help=f"minimum baseline BP_ND for percent delta-BP (default {MIN_BP_BASE:g})",
     )
+    delta.add_argument(
+        "--labels",
+        type=Path,
+        help="ROIs (label image) for --rois; resampled onto the maps' grid if needed",
+    )
+    delta.add_argument("--lut", type=Path, help="LUT of --labels (default: beside it)")
+    delta.add_argument(
+        "--rois",
+        type=Path,
+        metavar="OUT.tsv",
+        help="per-region delta-BP and percent delta-BP from the region means "
+        "(100 * (mean base - mean chal) / mean base), one row per label",
+    )
     delta.set_defaults(run=run)
     return delta
 
@@ -45,6 +58,9 @@ def request_from_args(args: argparse.Namespace):
         out=optional_str(args.out),
         percent_out=optional_str(args.percent),
         min_bp_base=args.min_bp_base,
+        labels_path=optional_str(getattr(args, "labels", None)),
+        lut_path=optional_str(getattr(args, "lut", None)),
+        rois_out=optional_str(getattr(args, "rois", None)),
     )
 
 

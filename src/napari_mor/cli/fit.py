@@ -9,6 +9,10 @@ from napari_mor._errors import MorError
 from napari_mor.cli._common import add_pet_args, optional_str
 from napari_mor.defaults import DEFAULT_MODEL, MODEL_NAMES, WEIGHTINGS
 
+#: ``--pvc`` choices (the same as ``workflows.request.PVC_METHODS``; kept here so
+#: that ``--help`` imports no numpy).
+PVC_CHOICES = ("none", "gtm", "rbv", "iy")
+
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Add the ``fit`` sub-command."""
@@ -100,9 +104,45 @@ def add_parser(commands) -> argparse.ArgumentParser:
         metavar=("LOW", "HIGH"),
         help="range of the basis-function rates, 1/min (default 0.01 1)",
     )
+    add_pvc_args(fit, PVC_CHOICES)
     fit.add_argument("--out", type=Path, required=True, help="OUT.nii.gz or OUT.tsv")
     fit.set_defaults(run=run)
     return fit
+
+
+def add_pvc_args(parser: argparse.ArgumentParser, choices) -> None:
+    """``--pvc METHOD --psf-fwhm MM [MM MM]`` (shared with ``tacs``)."""
+    parser.add_argument(
+        "--pvc",
+        choices=choices,
+        default="none",
+        help="partial-volume correction: gtm = geometric transfer matrix on the "
+        "regional TACs (ROI fits use it with every method; reference included), "
+        "rbv / iy = region-based voxelwise / iterative Yang images for maps; the "
+        "labels must be complete (background label 0 is one region). See "
+        "docs/pvc.md (default none)",
+    )
+    parser.add_argument(
+        "--psf-fwhm",
+        type=float,
+        nargs="+",
+        metavar="MM",
+        help="scanner PSF FWHM in mm, one value (isotropic) or three (x y z); "
+        "required with --pvc",
+    )
+
+
+def psf_from_args(args: argparse.Namespace):
+    """``--psf-fwhm``: None, one float, or a tuple of three."""
+    if args.psf_fwhm is None:
+        return None
+    values = tuple(args.psf_fwhm)
+    if len(values) not in (1, 3):
+        raise MorError(
+            f"--psf-fwhm takes one value (isotropic) or three (x y z, mm); got "
+            f"{len(values)}."
+        )
+    return values[0] if len(values) == 1 else values
 
 
 def _label_or_name(value: str | None) -> int | str | None:
@@ -140,6 +180,8 @@ def request_from_args(args: argparse.Namespace):
         frames_path=optional_str(args.frames),
         units=args.units,
         out=optional_str(args.out),
+        pvc=args.pvc,
+        psf_fwhm_mm=psf_from_args(args),
     )
 
 

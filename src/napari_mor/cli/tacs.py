@@ -7,6 +7,7 @@ from pathlib import Path
 
 from napari_mor._errors import MorError
 from napari_mor.cli._common import add_pet_args
+from napari_mor.cli.fit import add_pvc_args, psf_from_args
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "--lut", type=Path, help="lookup table (TSV index/name or FreeSurfer)"
     )
     add_pet_args(tacs)
+    add_pvc_args(tacs, ("none", "gtm"))
     tacs.add_argument("--out", type=Path, required=True, help="output TSV")
     tacs.set_defaults(run=run)
     return tacs
@@ -57,10 +59,27 @@ def run(args: argparse.Namespace) -> int:
     )
     pet = load_pet(args.pet, frames_tsv=args.frames, units=args.units)
     labels = load_labels(args.labels, args.lut)
-    table = extract_tacs(pet, labels)
+    psf = psf_from_args(args)
+    if args.pvc == "none":
+        if psf is not None:
+            raise MorError(
+                "--psf-fwhm goes with --pvc gtm; add --pvc gtm or drop --psf-fwhm."
+            )
+        table, how = extract_tacs(pet, labels), ""
+    else:
+        from napari_mor.pvc import gtm_tacs, psf_fwhm_per_axis
+
+        fwhm = psf_fwhm_per_axis(psf)  # MorError when missing or <= 0
+        result = gtm_tacs(pet, labels, psf)
+        table = result.table
+        how = (
+            f", GTM partial-volume corrected at PSF "
+            f"{'x'.join(f'{v:g}' for v in fwhm)} mm FWHM "
+            f"(condition number {result.condition_number:.3g}; SD columns NaN)"
+        )
     write_tacs_tsv(table, args.out)
     print(
         f"wrote {args.out}: {pet.n_frames} frames x {len(table.names)} regions "
-        f"({', '.join(table.names)})"
+        f"({', '.join(table.names)}){how}"
     )
     return 0

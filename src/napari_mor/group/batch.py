@@ -63,7 +63,7 @@ def _identity_registration(pet, subject):
     return pet
 
 
-def _native_to_mni_registration(pet, subject):
+def _native_to_mni_registration(pet, subject, with_transform: bool = False):
     """Native-space subject: motion correction, PET->T1, T1->MNI, PET onto MNI.
 
     Frames are realigned (:func:`napari_mor.registration.correct_motion`), the
@@ -93,19 +93,110 @@ def _native_to_mni_registration(pet, subject):
     mr_to_pet = coregister_pet_to_mr(corrected, mr).transform
     mni_to_mr = normalize_to_mni(mr).transform
     template = load_mni_template(2)
+    mni_to_pet = compose(mni_to_mr, mr_to_pet)
     data = resample_map(
         corrected.data,
         corrected.affine,
-        compose(mni_to_mr, mr_to_pet),
+        mni_to_pet,
         template.data.shape,
         template.affine,
     )
-    return replace(
+    registered = replace(
         corrected,
         data=data.astype(np.float32, copy=False),
         affine=template.affine,
         nonfinite_mask=None,
     )
+    return (registered, _generic(mni_to_pet)) if with_transform else registered
+
+
+def _check_scan_pair(base, chal, subject) -> None:
+    """Two scans of one subject must have the same frames (count and timing)."""
+    base_ses, chal_ses = subject.sessions or ("baseline", "challenge")
+    where = (
+        f"{subject.subject}: the baseline scan (ses-{base_ses}, {subject.pet.name}) "
+        f"has {base.n_frames} frames, the challenge scan (ses-{chal_ses}, "
+        f"{subject.challenge_pet.name}) {chal.n_frames}"
+    )
+    if base.n_frames != chal.n_frames:
+        raise MorError(
+            f"{where}; both scans need the same frame schedule. Reframe one of "
+            "them or leave the subject out."
+        )
+    if not np.allclose(base.timing.frame_start_s, chal.timing.frame_start_s) or not (
+        np.allclose(base.timing.frame_duration_s, chal.timing.frame_duration_s)
+    ):
+        raise MorError(
+            f"{where} with different frame times; both scans need the same frame "
+            "schedule. Reframe one of them or leave the subject out."
+        )
+
+
+def _identity_pair(base, chal, subject):
+    """Two scans already on one (MNI) grid: nothing to do, else a clear error."""
+    from napari_mor.io.grid import same_grid
+
+    if not same_grid(base.spatial_shape, base.affine, chal.spatial_shape, chal.affine):
+        raise MorError(
+            f"{subject.subject}: the challenge scan {subject.challenge_pet.name} "
+            f"(grid {chal.spatial_shape}) is not on the baseline scan's grid "
+            f"{base.spatial_shape} (or has another affine); use --registration mni "
+            "(aligns the challenge scan to the baseline scan and both to MNI) or "
+            "resample the scans onto one grid first."
+        )
+    return base, chal
+
+
+def _native_to_mni_pair(base, chal, subject):
+    """Challenge scan -> baseline scan (rigid, MI), baseline -> T1w -> MNI.
+
+    Both motion-corrected scans are resampled once onto the 2 mm template grid;
+    the challenge scan through MNI -> baseline PET -> challenge PET.
+    """
+    from dataclasses import replace
+
+    from napari_mor.registration import (
+        compose,
+        coregister_pet_to_mr,
+        correct_motion,
+        resample_map,
+    )
+    from napari_mor.registration.coreg import mean_pet_image
+
+    base_mni, mni_to_base = _native_to_mni_registration(base, subject, True)
+    corrected = correct_motion(chal).corrected
+    base_mean = mean_pet_image(correct_motion(base).corrected)
+    base_to_chal = coregister_pet_to_mr(corrected, base_mean).transform
+    template_shape = base_mni.spatial_shape
+    data = resample_map(
+        corrected.data,
+        corrected.affine,
+        compose(mni_to_base, _generic(base_to_chal)),
+        template_shape,
+        base_mni.affine,
+    )
+    chal_mni = replace(
+        corrected,
+        data=data.astype(np.float32, copy=False),
+        affine=base_mni.affine,
+        nonfinite_mask=None,
+    )
+    return base_mni, chal_mni
+
+
+def _generic(transform):
+    """The same matrix with generic space names (chains with any transform)."""
+    from dataclasses import replace
+
+    return replace(transform, fixed_space="fixed", moving_space="moving")
+
+
+#: Two-scan registration by name: ``f(baseline, challenge, subject) ->
+#: (baseline, challenge)`` on one (MNI) grid.
+PAIR_REGISTRATIONS: dict[str, Callable] = {
+    "identity": _identity_pair,
+    "mni": _native_to_mni_pair,
+}
 
 
 #: Registration steps by name: ``f(pet: DynamicPET, subject: SubjectInputs) ->
@@ -153,8 +244,12 @@ class BatchSettings:
     registration: str = "identity"
     model_options: dict = field(default_factory=dict)
 
-    def fit_request(self):
-        """The fit request of one subject (windows baseline, challenge)."""
+    def fit_request(self, two_scans: bool = False):
+        """The fit request of one subject.
+
+        Windows baseline, challenge of one scan; with ``two_scans`` each of the
+        two scans is fitted whole (the windows do not apply).
+        """
         from napari_mor.workflows.fit import FitRequest
 
         unknown = set(self.model_options) - {"t_star_min", "k2p_per_min", "weights"}
@@ -166,7 +261,10 @@ class BatchSettings:
         return FitRequest(
             model=self.model,
             reference=self.ref_region,
-            windows_min=tuple(tuple(self.windows_min[c]) for c in CONDITIONS),
+            windows_min=()
+            if two_scans
+            else tuple(tuple(self.windows_min[c]) for c in CONDITIONS),
+            two_scans=two_scans,
             k2p_region=self.k2p_region,
             **self.model_options,
         )
@@ -192,19 +290,77 @@ class BatchSettings:
             raise MorError(f"fwhm_mm must be >= 0; got {self.fwhm_mm!r}.")
 
 
+#: Words in a session label that mark the baseline / the challenge scan
+#: (automatic pairing; a label matching both or neither is ambiguous).
+BASELINE_SESSION_WORDS = (
+    "baseline",
+    "base",
+    "bl",
+    "pre",
+    "placebo",
+    "rest",
+    "control",
+    "ctrl",
+    "sham",
+    "neutral",
+)
+CHALLENGE_SESSION_WORDS = (
+    "challenge",
+    "chal",
+    "post",
+    "rejection",
+    "acceptance",
+    "task",
+    "drug",
+    "pain",
+    "stim",
+    "stress",
+    "active",
+    "treatment",
+    "amphetamine",
+)
+
+#: Designs of a subject: one scan with condition windows, or two scans.
+DESIGN_WINDOWS = "windows"
+DESIGN_TWO_SCANS = "two-scan"
+
+
 @dataclass(frozen=True)
 class SubjectInputs:
-    """What was found for one subject."""
+    """What was found for one subject.
+
+    ``design`` is ``"windows"`` (one scan, baseline and challenge windows) or
+    ``"two-scan"`` (``pet`` is the baseline scan, ``challenge_pet`` the challenge
+    scan, from the sessions named in ``sessions``).
+    """
 
     subject: str
     pet: Path | None
     sidecar: Path | None
     t1w: Path | None
     problems: tuple[str, ...] = ()
+    design: str = DESIGN_WINDOWS
+    challenge_pet: Path | None = None
+    challenge_sidecar: Path | None = None
+    sessions: tuple[str, str] | None = None
 
     @property
     def usable(self) -> bool:
         return self.pet is not None and not self.problems
+
+    @property
+    def two_scans(self) -> bool:
+        return self.design == DESIGN_TWO_SCANS
+
+    def describe_design(self) -> str:
+        """``two scans: baseline ses-A (file), challenge ses-B (file)`` or one scan."""
+        if self.two_scans:
+            base, chal = self.sessions or ("?", "?")
+            return (
+                f"two scans: baseline ses-{base} ({self.pet.name}), challenge "
+                f"ses-{chal} ({self.challenge_pet.name})"
+            )
+        return f"one scan, condition windows: PET {self.pet.name}"
 
 
 @dataclass
@@ -216,23 +372,170 @@ class CohortListing:
     participants: dict
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def design(self) -> str:
+        """``"two-scan"`` when any subject has two sessions, else ``"windows"``."""
+        two = any(s.two_scans for s in self.subjects)
+        return DESIGN_TWO_SCANS if two else DESIGN_WINDOWS
+
     def report(self) -> str:
-        """One line per subject: found / missing."""
+        """One line per subject: the design detected, or why it is skipped."""
         lines = [f"cohort {self.root}: {len(self.subjects)} subjects"]
         for s in self.subjects:
             if s.usable:
                 extra = "" if s.t1w else " (no T1w)"
-                lines.append(f"  {s.subject}: PET {s.pet.name}{extra}")
+                lines.append(f"  {s.subject}: {s.describe_design()}{extra}")
             else:
                 lines.append(f"  {s.subject}: SKIPPED - {'; '.join(s.problems)}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
+def _session_label(name: str | None) -> str | None:
+    """``"ses-A"`` or ``"A"`` -> ``"A"``."""
+    if name is None:
+        return None
+    name = str(name).strip()
+    return name[4:] if name.startswith("ses-") else name
+
+
+def _session_kind(label: str) -> str | None:
+    """``"baseline"``, ``"challenge"`` or None (unclear) from a session label."""
+    import re
+
+    low = label.lower()
+    tokens = set(re.split(r"[^a-z]+", low)) - {""}
+
+    def matches(words):
+        return any(w in tokens or low.startswith(w) for w in words)
+
+    base, chal = matches(BASELINE_SESSION_WORDS), matches(CHALLENGE_SESSION_WORDS)
+    if base == chal:
+        return None
+    return "baseline" if base else "challenge"
+
+
+def _how_to_choose(sessions) -> str:
+    names = [s for s in sessions if s is not None] or ["BASE", "CHAL"]
+    if len(names) < 2:
+        names = [*names, "OTHER"]
+    return (
+        f"name the sessions with --baseline-session {names[0]} --challenge-session "
+        f"{names[1]} (or name them ses-baseline / ses-challenge)"
+    )
+
+
+def _found(by_session) -> str:
+    parts = []
+    for ses, runs in by_session.items():
+        where = "pet/" if ses is None else f"ses-{ses}/pet/"
+        parts.append(f"{where} {', '.join(r.path.name for r in runs)}")
+    return "; ".join(parts)
+
+
+class _Unclear(Exception):
+    """A subject whose scans cannot be paired (message: what was found, what to do)."""
+
+    def __init__(self, design: str, message: str):
+        super().__init__(message)
+        self.design = design
+
+
+def _pick_scans(
+    by_session: dict,
+    two_session_cohort: bool,
+    baseline_session: str | None,
+    challenge_session: str | None,
+) -> tuple[str, tuple]:
+    """The design of one subject and its (baseline[, challenge]) runs.
+
+    Raises
+    ------
+    _Unclear
+        With the subject's problem.
+    """
+    found = _found(by_session)
+    two, one = DESIGN_TWO_SCANS, DESIGN_WINDOWS
+    sessions = [k for k in by_session if k is not None]
+    if baseline_session is not None:
+        wanted = (baseline_session, challenge_session)
+        missing = ", ".join(f"ses-{s}" for s in wanted if s not in by_session)
+        if missing:
+            raise _Unclear(
+                two,
+                f"no session {missing} (found: {found}); add it or leave the "
+                "subject out",
+            )
+        chosen = wanted
+    elif None in by_session and sessions:
+        raise _Unclear(
+            one,
+            f"PET both outside and inside session folders (found: {found}); "
+            "put each scan in its own ses-* folder",
+        )
+    elif len(sessions) <= 1:
+        runs = by_session[sessions[0] if sessions else None]
+        if two_session_cohort:
+            what = "one session only" if sessions else "one scan without sessions"
+            raise _Unclear(
+                two,
+                f"{what} (found: {found}) in a cohort of two-session "
+                "subjects; add the missing session or leave the subject out",
+            )
+        if len(runs) > 1:
+            raise _Unclear(
+                one,
+                f"{len(runs)} PET runs (found: {found}); keep one scan per "
+                "subject, or put the baseline and challenge scans in two ses-* folders",
+            )
+        return one, (runs[0],)
+    elif len(sessions) > 2:
+        raise _Unclear(
+            two,
+            f"{len(sessions)} sessions (found: {found}); a two-scan study "
+            f"pairs one baseline and one challenge session: {_how_to_choose(sessions)}",
+        )
+    else:
+        kinds = {s: _session_kind(s) for s in sessions}
+        if sorted(map(str, kinds.values())) != ["baseline", "challenge"]:
+            raise _Unclear(
+                two,
+                f"cannot tell which session is the baseline (found: {found}); "
+                f"{_how_to_choose(sessions)}",
+            )
+        chosen = tuple(
+            next(s for s, k in kinds.items() if k == want)
+            for want in ("baseline", "challenge")
+        )
+    for ses in chosen:
+        if len(by_session[ses]) != 1:
+            raise _Unclear(
+                two,
+                f"{len(by_session[ses])} PET runs in ses-{ses} (found: {found}); "
+                "keep one scan per session",
+            )
+    return two, tuple(by_session[ses][0] for ses in chosen)
+
+
 def discover_cohort(
-    root: str | Path, participants: str | Path | None = None
+    root: str | Path,
+    participants: str | Path | None = None,
+    *,
+    baseline_session: str | None = None,
+    challenge_session: str | None = None,
 ) -> CohortListing:
-    """Find ``sub-*/pet/*_pet.nii[.gz]`` (+ sidecar) and T1w per subject.
+    """Find each subject's PET scans (+ sidecars) and T1w, and its design.
+
+    A subject with one PET scan (``sub-XX/pet/`` or one ``ses-*``) is a one-scan
+    study fitted in condition windows. Two sessions
+    (``sub-XX/ses-A/pet/``, ``sub-XX/ses-B/pet/``) are a two-scan study: the
+    baseline session is the one named by ``baseline_session``, or, without
+    names, the one whose label says so (``baseline``, ``pre``, ``placebo``,
+    ``rest``, ... vs ``challenge``, ``post``, ``task``, ``drug``, ...). Anything
+    else (several runs in a session, a subject missing a session in a
+    two-session cohort, three sessions, labels that do not tell) is a problem
+    of that subject that lists what was found and how to choose; nothing is
+    picked silently.
 
     Parameters
     ----------
@@ -240,6 +543,9 @@ def discover_cohort(
         BIDS-like dataset folder.
     participants : str or Path, optional
         Participants table (default ``root/participants.tsv``; optional).
+    baseline_session, challenge_session : str, optional
+        Session labels (``A`` or ``ses-A``) of the baseline and challenge scans;
+        give both or neither.
 
     Returns
     -------
@@ -247,8 +553,20 @@ def discover_cohort(
         Subjects listed in participants.tsv but without a folder, and folders
         without a row, are reported in ``notes`` / ``problems``.
     """
-    from napari_mor.io.bids import find_bids_subject
+    from napari_mor.io.bids import find_bids_subject, runs_by_session
 
+    baseline_session = _session_label(baseline_session)
+    challenge_session = _session_label(challenge_session)
+    if (baseline_session is None) != (challenge_session is None):
+        raise MorError(
+            "Give both --baseline-session and --challenge-session (or neither, to "
+            "pair the sessions by their names)."
+        )
+    if baseline_session is not None and baseline_session == challenge_session:
+        raise MorError(
+            f"The baseline and challenge sessions are both ses-{baseline_session}; "
+            "name two different sessions."
+        )
     root = Path(root)
     if not root.is_dir():
         raise MorError(f"{root} is not a folder; give the cohort's BIDS folder.")
@@ -262,30 +580,64 @@ def discover_cohort(
         raise MorError(
             f"No sub-* folders in {root}; expected sub-XX/pet/sub-XX_pet.nii.gz."
         )
+    found: dict[str, tuple] = {}
+    for name in names:
+        folder = root / name
+        if folder.is_dir():
+            try:
+                listing = find_bids_subject(folder)
+            except MorError:
+                continue
+            found[name] = (runs_by_session(listing.pet_runs), listing.t1w_images)
+    two_session_cohort = baseline_session is not None or any(
+        len([k for k in by if k is not None]) >= 2 for by, _ in found.values()
+    )
     subjects = []
     for name in names:
         folder = root / name
         problems = []
         pet = sidecar = t1w = None
+        design, chal, sessions = DESIGN_WINDOWS, None, None
         if not folder.is_dir():
             problems.append("listed in participants.tsv but no folder")
+        elif name not in found:
+            problems.append("no PET image in pet/")
         else:
+            by_session, t1w_images = found[name]
+            runs = ()
             try:
-                listing = find_bids_subject(folder)
-                runs = listing.pet_runs
-                if len(runs) > 1:
-                    notes.append(
-                        f"{name}: {len(runs)} PET runs, using {runs[0].path.name}"
-                    )
+                design, runs = _pick_scans(
+                    by_session, two_session_cohort, baseline_session, challenge_session
+                )
+            except _Unclear as unclear:
+                design = unclear.design
+                problems.append(str(unclear))
+            t1w = t1w_images[0] if t1w_images else None
+            if runs:
                 pet, sidecar = runs[0].path, runs[0].sidecar
-                if runs[0].needs_frames_tsv:
-                    problems.append(f"{pet.name} has no JSON sidecar (frame timing)")
-                t1w = listing.t1w_images[0] if listing.t1w_images else None
-            except MorError:
-                problems.append("no PET image in pet/")
+                if len(runs) == 2:
+                    chal = runs[1]
+                    sessions = (runs[0].session, runs[1].session)
+                for run in runs:
+                    if run.needs_frames_tsv:
+                        problems.append(
+                            f"{run.path.name} has no JSON sidecar (frame timing)"
+                        )
         if listed and name not in listed:
             problems.append("not in participants.tsv")
-        subjects.append(SubjectInputs(name, pet, sidecar, t1w, tuple(problems)))
+        subjects.append(
+            SubjectInputs(
+                name,
+                pet,
+                sidecar,
+                t1w,
+                tuple(problems),
+                design,
+                None if chal is None else chal.path,
+                None if chal is None else chal.sidecar,
+                sessions,
+            )
+        )
     return CohortListing(root, subjects, table, notes)
 
 
@@ -308,6 +660,9 @@ def _manifest_inputs(subject: SubjectInputs, labels: Path, mask: Path | None) ->
     return {
         "pet": _sha(subject.pet),
         "sidecar": _sha(subject.sidecar),
+        "design": subject.design,
+        "challenge_pet": _sha(subject.challenge_pet),
+        "challenge_sidecar": _sha(subject.challenge_sidecar),
         "labels": _sha(labels),
         "lut": _sha(find_lut_beside(labels)),
         "mask": _sha(mask),
@@ -471,20 +826,35 @@ def process_subject(
         # the old manifest no longer vouches for anything: a run stopped while the
         # maps are being replaced must not leave them looking valid
         manifest_path.unlink(missing_ok=True)
-        request = settings.fit_request()
-        pet = REGISTRATIONS[settings.registration](load_pet(subject.pet), subject)
+        request = settings.fit_request(two_scans=subject.two_scans)
+        challenge = None
+        if subject.two_scans:
+            base_pet, chal_pet = load_pet(subject.pet), load_pet(subject.challenge_pet)
+            _check_scan_pair(base_pet, chal_pet, subject)
+            pet, challenge = PAIR_REGISTRATIONS[settings.registration](
+                base_pet, chal_pet, subject
+            )
+        else:
+            pet = REGISTRATIONS[settings.registration](load_pet(subject.pet), subject)
         shape = pet.spatial_shape
         labels = _load_on_grid(labels_path, shape, pet.affine, "labels")
         if mask_path is not None:
             brain = _load_on_grid(mask_path, shape, pet.affine, "mask").data > 0
         else:
             brain = pet.data.mean(axis=0) > 0
+        files = {"pet": subject.pet, "sidecar": subject.sidecar}
+        if subject.two_scans:
+            files.update(
+                challenge_pet=subject.challenge_pet,
+                challenge_sidecar=subject.challenge_sidecar,
+            )
         data = prepare_fit_data(
             request,
             pet,
             labels=labels,
             brain_mask=brain,
-            input_files={"pet": subject.pet, "sidecar": subject.sidecar},
+            challenge=challenge,
+            input_files=files,
         )
         plan = plan_maps(request, data)
         fits = fit_maps_now(plan)
@@ -498,6 +868,7 @@ def process_subject(
                 Quantity="delta_bp_nd" if c == "delta" else "bp_nd",
                 SmoothingFWHMmm=settings.fwhm_mm,
                 Registration=settings.registration,
+                Design=subject.describe_design(),
             )
             write_map(
                 outputs[c],
@@ -553,6 +924,8 @@ def run_batch(
     n_workers: int | None = None,
     force: bool = False,
     on_progress: Callable[[int, int, dict], None] | None = None,
+    baseline_session: str | None = None,
+    challenge_session: str | None = None,
 ) -> list[dict]:
     """Process every subject of a cohort with dask.
 
@@ -578,6 +951,9 @@ def run_batch(
         Recompute even when cached.
     on_progress : callable(done, total, status), optional
         Called after each subject with its status dict.
+    baseline_session, challenge_session : str, optional
+        Session labels of a two-scan cohort (default: paired by their names;
+        see :func:`discover_cohort`).
 
     Returns
     -------
@@ -603,7 +979,12 @@ def run_batch(
         )
     if n_workers is not None and n_workers < 1:
         raise MorError(f"n_workers must be >= 1; got {n_workers}.")
-    listing = discover_cohort(root, participants)
+    listing = discover_cohort(
+        root,
+        participants,
+        baseline_session=baseline_session,
+        challenge_session=challenge_session,
+    )
     out_dir = Path(out_dir)
     if not Path(labels).is_file():
         raise MorError(
@@ -709,6 +1090,8 @@ def _check_batch_outputs(
     }
     for s in listing.subjects:
         inputs.update({f"{s.subject} PET": s.pet, f"{s.subject} sidecar": s.sidecar})
+        inputs[f"{s.subject} challenge PET"] = s.challenge_pet
+        inputs[f"{s.subject} challenge sidecar"] = s.challenge_sidecar
         inputs[f"{s.subject} T1w"] = s.t1w
     for path in atlas_files:
         inputs[f"cohort atlas {path.name}"] = path

@@ -14,7 +14,7 @@ from pathlib import Path
 from napari_mor._errors import MorError
 from napari_mor.io.pet import sidecar_path_for
 
-__all__ = ["BidsListing", "PetRun", "find_bids_subject"]
+__all__ = ["BidsListing", "PetRun", "find_bids_subject", "runs_by_session"]
 
 _PET_PATTERNS = ("*_pet.nii.gz", "*_pet.nii", "*.v")
 _T1W_PATTERNS = ("*_T1w.nii.gz", "*_T1w.nii")
@@ -35,6 +35,15 @@ class PetRun:
 
     path: Path
     sidecar: Path | None
+
+    @property
+    def session(self) -> str | None:
+        """The BIDS session label (``"baseline"`` of ``ses-baseline/pet/``), or None.
+
+        None for a run directly in ``sub-XX/pet/`` (no session folder).
+        """
+        folder = self.path.parent.parent.name
+        return folder[4:] if folder.startswith("ses-") else None
 
     @property
     def needs_frames_tsv(self) -> bool:
@@ -126,3 +135,23 @@ def find_bids_subject(folder: str | Path) -> BidsListing:
             "Choose the subject folder or open the PET file directly."
         )
     return BidsListing(folder, tuple(runs), tuple(t1w), tuple(subjects))
+
+
+def runs_by_session(runs: Iterable[PetRun]) -> dict[str | None, tuple[PetRun, ...]]:
+    """PET runs grouped by BIDS session label (None: no ``ses-*`` folder).
+
+    Parameters
+    ----------
+    runs : iterable of PetRun
+        E.g. ``find_bids_subject(subject).pet_runs``.
+
+    Returns
+    -------
+    dict of str or None to tuple of PetRun
+        Sessions in sorted order (None first), runs sorted by path.
+    """
+    grouped: dict[str | None, list[PetRun]] = {}
+    for run in runs:
+        grouped.setdefault(run.session, []).append(run)
+    keys = sorted(grouped, key=lambda k: (k is not None, k or ""))
+    return {k: tuple(sorted(grouped[k], key=lambda r: r.path)) for k in keys}

@@ -43,6 +43,10 @@ UNIT_TO_KBQ_ML = {
     "bq/ml": 1e-3,
     "kbq/ml": 1.0,
     "mbq/ml": 1e3,
+    # DICOM "Units" (0054,1001) spellings that converters copy into sidecars
+    "bqml": 1e-3,
+    "kbqml": 1.0,
+    "mbqml": 1e3,
     "nci/ml": 0.037,
     "uci/ml": 37.0,
     "µci/ml": 37.0,

@@ -335,7 +335,8 @@ def timing_from_sidecar(
 
     ``TimeZero``/``InjectionStart`` are honoured: when ``InjectionStart`` (seconds
     relative to ``TimeZero``) is given, frame starts are shifted so that they
-    count from injection.
+    count from injection. Without it (dcm2niix no longer writes it) injection is
+    taken to be at the scan start (:func:`injection_assumed`).
 
     Raises
     ------
@@ -356,6 +357,11 @@ def timing_from_sidecar(
     start = start - injection_start_s
     validate_frame_timing(start, duration, n_volumes, source)
     return FrameTiming(start, duration)
+
+
+def injection_assumed(sidecar: dict) -> bool:
+    """True when a sidecar gives no ``InjectionStart``: injection at scan start."""
+    return sidecar.get("InjectionStart") is None
 
 
 def read_frames_tsv(tsv_path: str | Path, n_volumes: int | None = None) -> FrameTiming:

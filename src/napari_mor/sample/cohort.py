@@ -348,6 +348,8 @@ def write_bids_cohort(
     drop_sd_pct: float = 2.0,
     noise_cv: float = 0.10,
     subject_sd: float = 0.12,
+    sessions: int = 1,
+    session_names: tuple[str, str] = ("baseline", "challenge"),
 ) -> dict:
     """Write a BIDS-like cohort of dynamic PET studies (digital phantom).
 
@@ -363,10 +365,22 @@ def write_bids_cohort(
         out_dir/atlas/space-MNI_brainmask.nii.gz
         out_dir/cohort_truth.json              drops per subject and region
 
+    With ``sessions=2`` each subject has two 90-min scans,
+    ``sub-XX/ses-<baseline>/pet/sub-XX_ses-<baseline>_pet.nii.gz`` and
+    ``sub-XX/ses-<challenge>/pet/...`` (``session_names``; the challenge binding
+    throughout the second scan, ``make_sample_study(separate_scans=True)``),
+    and the T1w in ``ses-<baseline>/anat/``.
+
     The phantom already lives in MNI-like space, so registration is identity.
     Subjects differ by their drops, their noise and their baseline BP_ND: every
     region's BP_ND is scaled by ``exp(N(0, subject_sd))`` per subject (the
     phantom's ``bp_scale``), the usual 10-15% between-subject SD.
+
+    sessions : {1, 2}
+        One scan per subject (challenge from 45 min, condition windows) or two
+        scans (baseline, challenge).
+    session_names : (str, str)
+        Session labels of the baseline and the challenge scan (``sessions=2``).
 
     Returns
     -------
@@ -382,6 +396,18 @@ def write_bids_cohort(
     n = int(n_subjects)
     if n < 1:
         raise MorError(f"n_subjects must be at least 1; got {n_subjects!r}.")
+    if sessions not in (1, 2):
+        raise MorError(f"sessions must be 1 or 2; got {sessions!r}.")
+    session_names = tuple(str(v) for v in session_names)
+    if sessions == 2 and (
+        len(session_names) != 2
+        or session_names[0] == session_names[1]
+        or not all(v.isalnum() for v in session_names)
+    ):
+        raise MorError(
+            f"session_names must be two different alphanumeric labels; got "
+            f"{session_names!r}."
+        )
     activation_pct = (
         dict.fromkeys(ACTIVATION_REGIONS, 10.0)
         if activation_pct is None
@@ -413,12 +439,21 @@ def write_bids_cohort(
             drop_pct=drop_pct,
             noise_cv=noise_cv,
             bp_scale=float(bp_scales[i]),
+            separate_scans=sessions == 2,
         )
         folder = out_dir / sub
         prov = {"Source": "napari-mor simulated cohort", "Seed": seed * 1000 + i}
-        write_pet(folder / "pet" / f"{sub}_pet.nii.gz", study.pet, prov)
+        anat = folder / "anat" / f"{sub}_T1w.nii.gz"
+        if sessions == 2:
+            base, chal = session_names
+            for label, scan in ((base, study.pet), (chal, study.pet_challenge)):
+                pet = folder / f"ses-{label}" / "pet" / f"{sub}_ses-{label}_pet.nii.gz"
+                write_pet(pet, scan, prov)
+            anat = folder / f"ses-{base}" / "anat" / f"{sub}_ses-{base}_T1w.nii.gz"
+        else:
+            write_pet(folder / "pet" / f"{sub}_pet.nii.gz", study.pet, prov)
         write_nifti(
-            folder / "anat" / f"{sub}_T1w.nii.gz",
+            anat,
             study.mr.data,
             study.mr.affine,
             prov,
@@ -472,6 +507,8 @@ def write_bids_cohort(
             "drop_sd_pct": drop_sd_pct,
             "noise_cv": noise_cv,
             "pet_voxel_mm": pet_voxel_mm,
+            "sessions": sessions,
+            "session_names": list(session_names) if sessions == 2 else [],
             "drops_pct": {
                 sub: dict(zip(_REGION_NAMES, drops[i].round(4).tolist(), strict=True))
                 for i, sub in enumerate(participants["participant_id"])

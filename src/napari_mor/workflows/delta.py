@@ -29,6 +29,7 @@ __all__ = [
     "read_map_sidecar",
     "roi_mean_delta",
     "run_delta",
+    "write_roi_delta",
 ]
 
 #: The definition written into every delta sidecar.
@@ -72,6 +73,11 @@ class DeltaRequest:
         Percent delta-BP map file.
     min_bp_base : float
         Minimum baseline BP_ND for percent delta-BP.
+    labels_path, lut_path : str, optional
+        ROIs (label image, its LUT; default the LUT beside it) for ``rois_out``.
+    rois_out : str, optional
+        Per-ROI table (``.tsv``, :data:`DELTA_COLUMNS`): delta-BP and percent
+        delta-BP from the region means of the two maps (:func:`roi_mean_delta`).
     """
 
     baseline_path: str | None = None
@@ -79,6 +85,9 @@ class DeltaRequest:
     out: str | None = None
     percent_out: str | None = None
     min_bp_base: float = MIN_BP_BASE
+    labels_path: str | None = None
+    lut_path: str | None = None
+    rois_out: str | None = None
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.min_bp_base) and self.min_bp_base >= 0):
@@ -100,6 +109,12 @@ class DeltaRequest:
             args += ["--percent", self.percent_out]
         if self.min_bp_base != MIN_BP_BASE:
             args += ["--min-bp-base", f"{self.min_bp_base:g}"]
+        if self.labels_path:
+            args += ["--labels", self.labels_path]
+        if self.lut_path:
+            args += ["--lut", self.lut_path]
+        if self.rois_out:
+            args += ["--rois", self.rois_out]
         return args
 
     def command_line(self) -> str:
@@ -230,11 +245,21 @@ def run_delta(request: DeltaRequest) -> list[Path]:
     for out in outs:
         if not str(out).lower().endswith((".nii", ".nii.gz")):
             raise MorError(f"Output {out} must end in .nii.gz or .nii.")
+    _check_roi_options(request)
     from napari_mor.io.outputs import check_outputs
 
     check_outputs(
-        {"BASELINE": request.baseline_path, "CHALLENGE": request.challenge_path},
-        {"--out": request.out, "--percent": request.percent_out},
+        {
+            "BASELINE": request.baseline_path,
+            "CHALLENGE": request.challenge_path,
+            "--labels": request.labels_path,
+            "--lut": request.lut_path,
+        },
+        {
+            "--out": request.out,
+            "--percent": request.percent_out,
+            "--rois": request.rois_out,
+        },
     )
     base = load_volume(request.baseline_path, keep_nan=True)
     chal = load_volume(request.challenge_path, keep_nan=True)
@@ -268,7 +293,55 @@ def run_delta(request: DeltaRequest) -> list[Path]:
                 result.provenance_of("pct_delta_bp_nd"),
             )
         )
+    if request.rois_out:
+        written.append(write_roi_delta(request, base, chal, result))
     return written
+
+
+def _check_roi_options(request: DeltaRequest) -> None:
+    """``--rois`` needs ``--labels``; ``--labels``/``--lut`` need ``--rois``."""
+    if request.rois_out and not request.labels_path:
+        raise MorError(
+            "--rois writes the per-region delta-BP and needs the regions: add "
+            "--labels LABELS.nii.gz (and --lut LUT.tsv unless it lies beside it)."
+        )
+    if (request.labels_path or request.lut_path) and not request.rois_out:
+        raise MorError(
+            "--labels/--lut are used for the per-region table; add --rois OUT.tsv."
+        )
+    if request.lut_path and not request.labels_path:
+        raise MorError("--lut goes with --labels LABELS.nii.gz; give both.")
+    if request.rois_out and not str(request.rois_out).lower().endswith(".tsv"):
+        raise MorError(f"--rois {request.rois_out} must end in .tsv.")
+
+
+def write_roi_delta(request: DeltaRequest, base, chal, result: DeltaResult) -> Path:
+    """Write the per-ROI delta table of ``request.rois_out`` (region means).
+
+    The labels are put on the maps' grid (nearest neighbour when they differ);
+    percent delta-BP is ``100 (mean base - mean chal) / mean base`` per region
+    (:func:`roi_mean_delta` with the BP maps), robust to noisy voxels.
+    """
+    from napari_mor.io import load_labels
+    from napari_mor.io.tables import write_rows_tsv
+    from napari_mor.rois import labels_on_grid
+
+    labels = labels_on_grid(
+        load_labels(request.labels_path, request.lut_path),
+        np.shape(base.data),
+        base.affine,
+        on_empty="drop",
+        target_name="the BP_ND maps",
+    )
+    rows = roi_mean_delta(
+        result.delta_bp_nd,
+        result.pct_delta_bp_nd,
+        labels,
+        base.data,
+        chal.data,
+        request.min_bp_base,
+    )
+    return write_rows_tsv(rows, DELTA_COLUMNS, request.rois_out)
 
 
 def roi_mean_delta(

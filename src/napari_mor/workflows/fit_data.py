@@ -23,6 +23,45 @@ _WINDOW_TOLERANCE_MIN = 1e-6
 
 
 @dataclass(frozen=True)
+class PvcCorrection:
+    """The partial-volume correction of a fit's inputs (``docs/pvc.md``).
+
+    ROI fits (:func:`roi_tacs`) use the GTM-corrected TACs of every region,
+    the reference included, whatever the method. Maps use the scans of
+    :class:`FitData`, which are the RBV or iterative-Yang images when
+    ``images`` is True; their reference TAC is the mean of the corrected image
+    over the reference region (:func:`reference_tac`), corrected the same way
+    as the map voxels.
+
+    Attributes
+    ----------
+    method : {"gtm", "rbv", "iy"}
+    psf_fwhm_mm : tuple of 3 floats
+    gtm : tuple of GtmResult
+        One per scan, in the order (baseline, challenge).
+    images : bool
+        The scans of the FitData are the corrected images (maps).
+    """
+
+    method: str
+    psf_fwhm_mm: tuple[float, float, float]
+    gtm: tuple
+    images: bool
+
+    @property
+    def provenance(self) -> dict:
+        """The ``PartialVolumeCorrection`` sidecar field."""
+        names = {"gtm": "GTM", "rbv": "RBV", "iy": "iterative Yang"}
+        return {
+            "Method": names[self.method],
+            "PSFFWHMmm": list(self.psf_fwhm_mm),
+            "RoiTacs": "GTM (Rousset 1998), background label 0 as a region",
+            "Maps": f"{names[self.method]} image" if self.images else "none",
+            "GTMConditionNumber": [round(g.condition_number, 3) for g in self.gtm],
+        }
+
+
+@dataclass(frozen=True)
 class FitData:
     """The loaded, checked inputs of a fit (all on the PET grid).
 
@@ -44,6 +83,9 @@ class FitData:
         Voxels for maps (None: decided by the request's ``mask``).
     input_files : dict of str to str
         Source files by role (``pet``, ``labels``, ...), for provenance.
+    pvc : PvcCorrection or None
+        Partial-volume correction applied (:func:`prepare_fit_data`); with
+        ``rbv``/``iy`` for maps, ``pet`` and ``challenge`` are the corrected images.
     """
 
     pet: DynamicPET
@@ -54,6 +96,7 @@ class FitData:
     reference_description: str
     brain_mask: np.ndarray | None = None
     input_files: dict = field(default_factory=dict)
+    pvc: PvcCorrection | None = None
 
     def scans(self) -> dict[str, DynamicPET]:
         """The scan each condition of a two-scan fit uses."""
@@ -210,6 +253,9 @@ def prepare_fit_data(
         raise MorError("ROI fits need an ROI set (labels); give --labels.")
     if brain_mask is not None:
         brain_mask = _on_pet_grid(brain_mask, pet, "The brain mask")
+    pvc = None
+    if request.pvc != "none":
+        pet, challenge, pvc = _partial_volume_step(request, pet, challenge, labels)
     return FitData(
         pet=pet,
         challenge=challenge,
@@ -219,6 +265,43 @@ def prepare_fit_data(
         reference_description=description,
         brain_mask=brain_mask,
         input_files={k: str(v) for k, v in (input_files or {}).items() if v},
+        pvc=pvc,
+    )
+
+
+def _partial_volume_step(request: FitRequest, pet, challenge, labels):
+    """The PVC step: GTM TACs of every scan; RBV/iY images for map requests."""
+    from napari_mor import pvc
+
+    if labels is None:
+        raise MorError(
+            "Partial-volume correction needs the ROI set (--labels) covering the "
+            "reference and every region; give --labels."
+        )
+    scans = [scan for scan in (pet, challenge) if scan is not None]
+    psf = request.psf_fwhm_mm
+    gtm = tuple(pvc.gtm_tacs(scan, labels, psf) for scan in scans)
+    images = request.pvc in ("rbv", "iy") and not request.rois_only
+    if images:
+        correct = pvc.rbv_image if request.pvc == "rbv" else pvc.iterative_yang
+        scans = [correct(scan, labels, psf) for scan in scans]
+    correction = PvcCorrection(
+        method=request.pvc,
+        psf_fwhm_mm=gtm[0].psf_fwhm_mm,
+        gtm=gtm,
+        images=images,
+    )
+    return scans[0], (scans[1] if len(scans) > 1 else None), correction
+
+
+def _gtm_of(data: FitData, pet: DynamicPET):
+    """The GTM result of one of the fit's scans."""
+    for scan, result in zip((data.pet, data.challenge), data.pvc.gtm, strict=False):
+        if pet is scan:
+            return result
+    raise MorError(
+        "Partial-volume-corrected TACs exist only for the scans of the fit; pass "
+        "data.pet or data.challenge."
     )
 
 
@@ -301,9 +384,18 @@ class RoiTacs:
 
 
 def reference_tac(data: FitData, pet: DynamicPET | None = None) -> np.ndarray:
-    """Mean reference TAC of a scan (non-finite voxels left out), kBq/mL."""
+    """Mean reference TAC of a scan (non-finite voxels left out), kBq/mL.
+
+    With partial-volume correction: the GTM value of the reference region when
+    the scans are not corrected images (``gtm``, or ROI-only requests), else
+    the mean of the corrected image over the reference.
+    """
     from napari_mor.rois import mask_mean_tac
 
+    if data.pvc is not None and not data.pvc.images:
+        result = _gtm_of(data, data.pet if pet is None else pet)
+        column = list(result.table.labels).index(data.ref_label)
+        return result.table.mean_kbq_ml[:, column]
     return mask_mean_tac(
         data.pet if pet is None else pet,
         data.ref_mask,
@@ -326,7 +418,10 @@ def roi_tacs(data: FitData, pet: DynamicPET | None = None) -> RoiTacs:
     pet = data.pet if pet is None else pet
     if data.labels is None:
         raise MorError("ROI fits need an ROI set (labels).")
-    table = extract_tacs(pet, data.labels)
+    if data.pvc is not None:
+        table = _gtm_of(data, pet).table  # GTM TACs with every PVC method
+    else:
+        table = extract_tacs(pet, data.labels)
     present = [int(v) for v in table.labels]
     keep = [i for i, v in enumerate(present) if v != data.ref_label]
     if not keep:

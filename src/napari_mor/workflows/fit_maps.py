@@ -272,6 +272,7 @@ def map_provenance_of(
         Model, reference, windows, t*, k2' and its source, mask, weights, the
         input files with their SHA-256 hashes.
     """
+    from napari_mor.io.timing import injection_assumed
     from napari_mor.maps import map_provenance
     from napari_mor.workflows.validity import WINDOWED_ONE_SCAN_NOTE
 
@@ -279,6 +280,11 @@ def map_provenance_of(
     notes = {"Notes": [WINDOWED_ONE_SCAN_NOTE]} if len(request.windows_min) > 1 else {}
     if plan.warnings:
         notes["Warnings"] = list(plan.warnings)
+    if plan.data.pet.sidecar and injection_assumed(plan.data.pet.sidecar):
+        notes["InjectionStartAssumed"] = (
+            "the PET sidecar gives no InjectionStart: frame times are taken from "
+            "injection at the scan start"
+        )
     windows = (
         dict(zip(request.conditions, request.windows_min, strict=True))
         if request.windows_min
@@ -299,6 +305,11 @@ def map_provenance_of(
         Weights=request.weights,
         BrainMask=plan.mask_description,
         TwoScans=request.two_scans,
+        **(
+            {"PartialVolumeCorrection": plan.data.pvc.provenance}
+            if plan.data.pvc is not None
+            else {}
+        ),
         **notes,
         **extra,
     )

@@ -16,6 +16,10 @@ from napari_mor.defaults import (
     WEIGHTINGS,
 )
 
+#: Partial-volume corrections (``--pvc``): none; GTM regional TACs; RBV or
+#: iterative-Yang images for maps (ROI fits use GTM TACs with every method).
+PVC_METHODS = ("none", "gtm", "rbv", "iy")
+
 #: Mask choice for maps: voxels whose mean uptake is >= this fraction of its p99.
 UPTAKE_MASK = "uptake"
 UPTAKE_FRACTION = 0.25
@@ -88,6 +92,12 @@ class FitRequest:
         Activity unit of PET files that do not say.
     out : str, optional
         Output file (``.nii.gz``/``.nii`` maps or ``.tsv`` table).
+    pvc : {"none", "gtm", "rbv", "iy"}
+        Partial-volume correction (:mod:`napari_mor.pvc`, ``docs/pvc.md``).
+        ROI fits use GTM-corrected TACs (reference included) with any method;
+        maps use the RBV or iterative-Yang image, so ``"gtm"`` is for ROI fits.
+    psf_fwhm_mm : float or (float, float, float), optional
+        Scanner PSF FWHM, mm (isotropic or x, y, z); required with ``pvc``.
     """
 
     model: str = DEFAULT_MODEL
@@ -110,8 +120,11 @@ class FitRequest:
     frames_path: str | None = None
     units: str | None = None
     out: str | None = None
+    pvc: str = "none"
+    psf_fwhm_mm: float | tuple | None = None
 
     def __post_init__(self) -> None:
+        self._check_pvc()
         windows = tuple((float(s), float(e)) for s, e in self.windows_min)
         object.__setattr__(self, "windows_min", windows)
         if self.theta_range_per_min is not None:
@@ -155,6 +168,49 @@ class FitRequest:
                 "not both."
             )
         _check_windows_ordered(windows)
+
+    def _check_pvc(self) -> None:
+        if self.pvc not in PVC_METHODS:
+            raise MorError(
+                f"Unknown partial-volume correction {self.pvc!r}; choose one of "
+                f"{', '.join(PVC_METHODS)}."
+            )
+        psf = self.psf_fwhm_mm
+        if self.pvc == "none":
+            if psf is not None:
+                raise MorError(
+                    "A PSF (--psf-fwhm) was given without a partial-volume "
+                    "correction; add --pvc gtm|rbv|iy or drop --psf-fwhm."
+                )
+            return
+        if psf is None:
+            raise MorError(
+                f"Partial-volume correction {self.pvc!r} needs the scanner PSF; "
+                "give --psf-fwhm MM (FWHM, one value or x y z)."
+            )
+        try:
+            values = tuple(float(v) for v in np.atleast_1d(psf))
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) not in (1, 3) or not all(
+            np.isfinite(v) and v > 0 for v in values
+        ):
+            raise MorError(
+                f"The PSF FWHM must be one or three numbers > 0 mm; got {psf!r}."
+            )
+        object.__setattr__(
+            self, "psf_fwhm_mm", values[0] if len(values) == 1 else values
+        )
+        if self.pvc == "gtm" and not self.rois_only:
+            raise MorError(
+                "GTM corrects regional TACs only; add --rois-only for an ROI "
+                "table, or choose --pvc rbv or iy for voxelwise maps."
+            )
+        if self.ref_mask_path is not None:
+            raise MorError(
+                "Partial-volume correction needs the complete ROI set (--labels "
+                "with the reference region), not a reference mask (--ref-mask)."
+            )
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -220,6 +276,13 @@ class FitRequest:
             args += ["--frames", self.frames_path]
         if self.units:
             args += ["--units", self.units]
+        if self.pvc != "none":
+            args += ["--pvc", self.pvc]
+        if self.psf_fwhm_mm is not None:
+            args += [
+                "--psf-fwhm",
+                *(_number(v) for v in np.atleast_1d(self.psf_fwhm_mm)),
+            ]
         default_out = "OUT.tsv" if self.rois_only else "OUT.nii.gz"
         return [*args, "--out", self.out or default_out]
 

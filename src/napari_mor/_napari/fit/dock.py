@@ -16,7 +16,7 @@ import functools
 from pathlib import Path
 
 from napari.layers import Image
-from napari.utils.notifications import show_info
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 import napari
@@ -201,6 +201,8 @@ class FitWidget(FitSettersMixin, QWidget):
             f"{request.model}: {len(self.roi_labels)} ROIs × {len(result.fits)} "
             f"condition(s) fitted; reference {result.reference}."
         )
+        for text in result.warnings:  # a violated model assumption is never silent
+            show_warning(text)
         self._update_cli()
         return result.fits
 
@@ -241,6 +243,8 @@ class FitWidget(FitSettersMixin, QWidget):
         self.layers_box.sync_reference_choices()
         request = self.collect_inputs()
         plan = plan_maps(request, self.fit_data(request))
+        for text in plan.warnings:
+            show_warning(text)
         self.status_label.setText(
             f"Voxelwise {request.model}: {plan.n_voxels} voxels × {len(plan.jobs)} "
             f"condition(s); k2' {plan.k2p.source}…"

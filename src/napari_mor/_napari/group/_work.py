@@ -111,7 +111,9 @@ def run_stats(
 
     result = yield from iter_group_stats(**kwargs)
     template, name = template_for(folder) if load_template else (None, "")
-    return GroupOutput(result, folder, template, name, region_labels_for(folder, result))
+    return GroupOutput(
+        result, folder, template, name, region_labels_for(folder, result)
+    )
 
 
 def template_name(folder: Path | None) -> str:

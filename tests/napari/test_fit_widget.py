@@ -367,3 +367,43 @@ def test_violated_model_assumption_is_a_warning_not_silent(dock, monkeypatch):
     widget.fit_rois_button.click()
     assert widget.table.rowCount() > 0
     assert any("Not at equilibrium" in text for text in shown), shown
+
+
+def test_reference_follows_its_name_on_a_new_roi_set(dock):
+    """A new ROI set numbers regions differently: label 1 is now the PAG."""
+    viewer, widget = dock
+    assert widget.ref_combo.currentText() == "occipital_ref (1)"
+    old = viewer.layers["regions"]
+    data = np.asarray(old.data).copy()
+    swapped = np.where(data == 1, 7, np.where(data == 7, 1, data))
+    lut = {**old.metadata["lut"], 1: "PAG", 7: "occipital_ref"}
+    viewer.add_labels(
+        swapped,
+        name="new set",
+        affine=old.affine,
+        metadata={**old.metadata, "lut": lut},
+    )
+    widget.set_labels_layer(viewer.layers["new set"])
+    assert widget.ref_combo.currentText() == "occipital_ref (7)"
+    widget.set_model("mrtm")
+    fits = widget.fit_rois()
+    names = [f.name for f in next(iter(fits.values()))]
+    assert "occipital_ref" not in names and "PAG" in names
+
+
+@pytest.mark.parametrize("dock_first", [False, True])
+def test_two_scan_sample_opens_in_two_scan_mode(make_napari_viewer, dock_first):
+    """Open Sample (two scans): the dock picks two scans and reads the drop."""
+    viewer = make_napari_viewer()
+    if dock_first:
+        widget = open_dock(viewer, "Kinetic fit", FitWidget)
+    viewer.open_sample("napari-mor", "carfentanil_two_scans")
+    if not dock_first:
+        widget = open_dock(viewer, "Kinetic fit", FitWidget)
+    assert widget.window_mode_combo.currentData() == "two_scans"
+    assert widget.challenge_pet_combo.currentText() == "PET challenge"
+    widget.fit_rois_button.click()
+    truth = viewer.layers["PET baseline"].metadata["truth"]
+    for row in widget.delta_rows():
+        planted = truth[row["name"]]["drop_pct"]
+        assert row["pct_delta_bp_nd"] == pytest.approx(planted, abs=3.0), row

@@ -74,3 +74,7 @@ FIXED_LAYER = "fixed_layer"
 #: Group study dock: the analysis settings of a t-map / cluster layer
 #: (``GroupResult.settings``); its cluster-forming t is under :data:`THRESHOLD`.
 GROUP_SETTINGS = "settings"
+
+#: Role of a PET layer in a two-scan study: ``"baseline"`` or ``"challenge"``
+#: (``"baseline+challenge"`` for one scan with both conditions).
+SCAN = "scan"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from napari_mor._napari import _metadata as md
 from napari_mor._napari._layers import (
     labels_layer_data,
     pet_layer_data,
@@ -14,9 +15,9 @@ def _pet_with_truth(pet, name: str, study, scan: str) -> tuple:
     data, kwargs, layer_type = pet_layer_data(pet, name)
     kwargs["metadata"] = {
         **kwargs["metadata"],
-        "windows_min": study.windows_min,
-        "scan": scan,
-        "truth": study.truth["regions"],
+        md.WINDOWS_MIN: study.windows_min,
+        md.SCAN: scan,
+        md.TRUTH: study.truth["regions"],
         "source": "napari-mor sample phantom",
     }
     return data, kwargs, layer_type
@@ -25,7 +26,8 @@ def _pet_with_truth(pet, name: str, study, scan: str) -> tuple:
 def make_sample_study_layers() -> list[tuple]:
     """MR, dynamic PET and region labels of the phantom, aligned in world mm.
 
-    One 90-min scan: baseline 0-45 min, challenge 45-90 min. The truth (BP_ND
+    One 90-min scan, the challenge from 45 min (default windows baseline 20-45,
+    challenge 60-90 min). The truth (BP_ND
     per region and condition) rides in the PET layer's ``metadata["truth"]``.
     """
     from napari_mor.sample import make_sample_study

@@ -475,18 +475,18 @@ def _pick_scans(
         )
     elif len(sessions) <= 1:
         runs = by_session[sessions[0] if sessions else None]
+        if len(runs) > 1:
+            raise _Unclear(
+                one,
+                f"{len(runs)} PET runs (found: {found}); keep one scan per "
+                "subject, or put the baseline and challenge scans in two ses-* folders",
+            )
         if two_session_cohort:
             what = "one session only" if sessions else "one scan without sessions"
             raise _Unclear(
                 two,
                 f"{what} (found: {found}) in a cohort of two-session "
                 "subjects; add the missing session or leave the subject out",
-            )
-        if len(runs) > 1:
-            raise _Unclear(
-                one,
-                f"{len(runs)} PET runs (found: {found}); keep one scan per "
-                "subject, or put the baseline and challenge scans in two ses-* folders",
             )
         return one, (runs[0],)
     elif len(sessions) > 2:

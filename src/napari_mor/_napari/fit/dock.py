@@ -21,6 +21,7 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 
 import napari
 from napari_mor._errors import MorError
+from napari_mor._napari import _metadata as md
 from napari_mor._napari._dock import (
     notify_errors,
     on_layer_list_change,
@@ -115,9 +116,24 @@ class FitWidget(FitSettersMixin, QWidget):
         self.model_box.form.changed.connect(self._update_cli)
         self.windows_box.form.changed.connect(self._on_conditions_changed)
         self.results_box.roi_selected.connect(self.select_roi)
-        on_layer_list_change(viewer, self.layers_box.refresh)
-        self.layers_box.refresh()
+        self._scan_roles: tuple = ()
+        on_layer_list_change(viewer, self._on_layers_changed)
+        self._on_layers_changed()
         self._on_conditions_changed()
+
+    def _on_layers_changed(self, event=None) -> None:
+        """Refill the pickers; follow a newly opened baseline/challenge pair."""
+        before = self.layers_box.pet_combo.currentText()
+        self.layers_box.refresh()
+        roles = tuple(
+            (layer.name, layer.metadata[md.SCAN])
+            for layer in self.viewer.layers
+            if layer.metadata.get(md.SCAN)
+        )
+        pet_changed = self.layers_box.pet_combo.currentText() != before
+        if pet_changed or roles != self._scan_roles:
+            self._scan_roles = roles
+            self._adopt_study_windows()
 
     def _alias_section_widgets(self) -> None:
         """The sections' Qt widgets as attributes (tests and scripts use them)."""

@@ -62,6 +62,9 @@ class LayerPickerWidget(QGroupBox):
         self.challenge_pet_combo.setToolTip("the challenge scan, in two-scan mode")
         self.labels_combo = narrow_combo(QComboBox())
         self.ref_combo = narrow_combo(QComboBox())
+        self._ref_name: str | None = None  # the reference follows its name
+        self._ref_layer: str | None = None
+        self.ref_combo.currentIndexChanged.connect(self._remember_reference)
         self.mask_combo = narrow_combo(QComboBox())
         self.mask_combo.setToolTip("voxels the voxelwise fit covers")
         for text, combo in (
@@ -131,18 +134,43 @@ class LayerPickerWidget(QGroupBox):
         self.changed.emit()
 
     def refresh_reference_choices(self, index=None) -> None:
-        """List the ROI set's regions; keep the choice, else guess "occipital"."""
-        lut = _lut_of(self.layer(self.labels_combo.currentText()))
+        """List the ROI set's regions; the reference follows its NAME.
+
+        On another ROI set the reference is the region with the same name (label
+        values differ between ROI sets), else the region named like "occipital";
+        on the same ROI set whose names were edited, the same label is kept.
+        """
+        layer_name = self.labels_combo.currentText()
+        lut = _lut_of(self.layer(layer_name))
         current = self.ref_combo.currentData()
+        current_name = self._ref_name
         self.ref_combo.blockSignals(True)
         self.ref_combo.clear()
         for label in sorted(int(k) for k in lut):
             self.ref_combo.addItem(f"{lut[label]} ({label})", label)
-        guess = current if current in lut else find_label(lut, DEFAULT_REFERENCE_HINT)
+        same_name = [
+            int(k)
+            for k, v in lut.items()
+            if current_name and str(v).lower() == current_name.lower()
+        ]
+        if same_name:
+            guess = same_name[0]
+        elif layer_name == self._ref_layer and current in lut:
+            guess = current  # the same ROI set, its names edited
+        else:
+            guess = find_label(lut, DEFAULT_REFERENCE_HINT)
         index = -1 if guess is None else self.ref_combo.findData(int(guess))
         self.ref_combo.setCurrentIndex(index)
         self.ref_combo.blockSignals(False)
+        self._remember_reference()
         self.changed.emit()
+
+    def _remember_reference(self, *args) -> None:
+        """Remember the reference by name and ROI set (see refresh)."""
+        label = self.ref_combo.currentData()
+        lut = _lut_of(self.layer(self.labels_combo.currentText()))
+        self._ref_name = None if label is None else str(lut.get(int(label), ""))
+        self._ref_layer = self.labels_combo.currentText()
 
     def sync_reference_choices(self) -> None:
         """Refresh the reference list when the ROI set's LUT changed (ROIs dock)."""

@@ -60,8 +60,19 @@ class FitSettersMixin:
         self.layers_box.set_mask(choice)
 
     def _adopt_study_windows(self) -> None:
-        """Use the windows the Study dock stored on the PET layer, if customised."""
+        """Follow the PET layer: two scans when it is a baseline scan with a
+        challenge scan open, else the windows the Study dock stored on it."""
         layer = self.layers_box.layer(self.layers_box.pet_combo.currentText())
+        if layer is not None and layer.metadata.get(md.SCAN) == "baseline":
+            challenge = [
+                other
+                for other in self.viewer.layers
+                if other.metadata.get(md.SCAN) == "challenge"
+            ]
+            if challenge:
+                self.set_challenge_layer(challenge[0])
+                self.set_window_mode("two_scans")
+                return
         stored = (layer.metadata.get(md.WINDOWS_MIN) if layer else None) or {}
         windows = {
             c: tuple(float(v) for v in stored[c])

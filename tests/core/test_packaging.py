@@ -104,3 +104,30 @@ def test_manifest_validates_from_the_wheel(dist, tmp_path):
 def test_manifest_validates_from_the_editable_install():
     result = _npe2_validate()
     assert "valid!" in result.stdout, result.stdout + result.stderr
+
+
+def test_core_fits_without_simpleitk_and_registration_names_the_extra(
+    sample_files, tmp_path
+):
+    """SimpleITK is the optional [registration] extra: fits never need it."""
+    block = (
+        "import sys; sys.modules['SimpleITK'] = None; from napari_mor.cli import main; "
+    )
+    fit = (
+        f"sys.exit(main(['fit', {str(sample_files['pet'])!r}, '--labels', "
+        f"{str(sample_files['labels'])!r}, '--rois-only', '--out', "
+        f"{str(tmp_path / 'rois.tsv')!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block + fit], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    coreg = (
+        f"sys.exit(main(['register', 'coreg', {str(sample_files['pet'])!r}, "
+        f"{str(sample_files['mr'])!r}, '--out', {str(tmp_path / 'x.tfm')!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block + coreg], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "napari-mor[registration]" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -407,3 +407,16 @@ def test_two_scan_sample_opens_in_two_scan_mode(make_napari_viewer, dock_first):
     for row in widget.delta_rows():
         planted = truth[row["name"]]["drop_pct"]
         assert row["pct_delta_bp_nd"] == pytest.approx(planted, abs=3.0), row
+
+
+def test_partial_volume_correction_from_the_form(dock, errors):
+    """GTM in the form: ROI fits corrected, the command says so; maps need RBV."""
+    _viewer, widget = dock
+    widget.model_form["pvc"].value = "gtm"
+    widget.model_form["psf_fwhm_mm"].value = 6.0
+    widget.set_window_mode("two_scans")
+    widget.fit_rois_button.click()
+    assert widget.table.rowCount() == 20 and not errors
+    assert "--pvc gtm --psf-fwhm 6" in widget.cli_text()
+    assert "# no maps:" in widget.cli_text()
+    assert widget.fit_maps() is None and "rbv" in errors[-1]

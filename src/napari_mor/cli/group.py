@@ -435,7 +435,6 @@ def _stats(args) -> int:
     if args.n_perm:
         print()
     save_group_result(result, args.out)
-    _roi_stats(args, maps, covariate)
     s = result.settings
     print(
         f"{test} ({s['tail']}), n={s['n_subjects']}, df={s['df']}, "
@@ -459,6 +458,7 @@ def _stats(args) -> int:
             f"{row['peak_z_mm']:6.1f}) {row['peak_t']:6.2f} {row['peak_z']:6.2f} "
             f"{row['p_fwe_cluster']:8.3f}  {label}"
         )
+    _roi_stats(args, maps, covariate)
     print(f"results in {args.out}")
     return 0
 

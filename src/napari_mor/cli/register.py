@@ -195,9 +195,9 @@ def _provenance(kind: str, inputs: list[Path], extra: dict) -> dict:
 
 
 def _library_version() -> str:
-    import SimpleITK as sitk
+    from napari_mor.registration._sitk import _sitk
 
-    return f"SimpleITK {sitk.Version.VersionString()}"
+    return f"SimpleITK {_sitk().Version.VersionString()}"
 
 
 def _motion(args) -> None:

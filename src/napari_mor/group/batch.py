@@ -107,7 +107,11 @@ def _native_to_mni_registration(pet, subject, with_transform: bool = False):
         affine=template.affine,
         nonfinite_mask=None,
     )
-    return (registered, _generic(mni_to_pet)) if with_transform else registered
+    if not with_transform:
+        return registered
+    from napari_mor.registration.coreg import mean_pet_image
+
+    return registered, _generic(mni_to_pet), mean_pet_image(corrected)
 
 
 def _check_scan_pair(base, chal, subject) -> None:
@@ -161,11 +165,9 @@ def _native_to_mni_pair(base, chal, subject):
         correct_motion,
         resample_map,
     )
-    from napari_mor.registration.coreg import mean_pet_image
 
-    base_mni, mni_to_base = _native_to_mni_registration(base, subject, True)
+    base_mni, mni_to_base, base_mean = _native_to_mni_registration(base, subject, True)
     corrected = correct_motion(chal).corrected
-    base_mean = mean_pet_image(correct_motion(base).corrected)
     base_to_chal = coregister_pet_to_mr(corrected, base_mean).transform
     template_shape = base_mni.spatial_shape
     data = resample_map(

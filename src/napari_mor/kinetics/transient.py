@@ -50,6 +50,8 @@ DEFAULT_SHAPES = (
 )
 #: Gamma-variate sharpness (Normandin 2012 use alpha in 1-4).
 GAMMA_ALPHA = 2.0
+#: Fixed-point iterations that rebuild the tissue regressors from the fit.
+N_ITER = 3
 #: Voxelwise map names.
 MAP_PARAMS = (
     "bp_nd",
@@ -341,57 +343,85 @@ def _derive(prep: _Prepared, beta: np.ndarray) -> dict[str, np.ndarray]:
     return {"bp_nd": bp0, "bp_nd_challenge": bp1, "pct_delta_bp_nd": pct}
 
 
+def _wls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Batched LS: ``x`` (f, n, p), ``y`` (f, n) -> beta (n, p)."""
+    g = np.einsum("fni,fnj->nij", x, x)
+    r = np.einsum("fni,fn->ni", x, y)
+    with np.errstate(all="ignore"):
+        return np.linalg.solve(_reg(g), r[..., None])[..., 0]
+
+
+def _predict(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    return np.einsum("fni,ni->fn", x, beta)
+
+
 def _solve_block(prep: _Prepared, tac: np.ndarray, full: bool) -> dict:
-    """Fit all columns of ``tac`` (n_frames, n): best basis by weighted RSS."""
+    """Fit all columns of ``tac`` (n_frames, n): best basis by weighted RSS.
+
+    The tissue terms of the design (``int C_T``, ``iint C_T``, ``B2``) are
+    built from the model's own prediction and refitted ``N_ITER`` times (a
+    fixed-point iteration started from the data), so that frame noise does
+    not enter the regressors (errors in variables inflate the F statistic of
+    the multilinear form).
+    """
     sw = prep.sqrt_w[:, None, None]
-    y = prep.sqrt_w[:, None] * tac
-    a0 = sw * _baseline_columns(prep, tac)
+    sw2 = prep.sqrt_w[:, None]
+    y = sw2 * tac
+    n = tac.shape[1]
+    smooth = tac
+    for _ in range(N_ITER + 1):  # fixed-point iterations (not voxels)
+        a0 = sw * _baseline_columns(prep, smooth)
+        beta0 = _wls(a0, y)
+        smooth = _predict(a0, beta0) / sw2
+    a0 = sw * _baseline_columns(prep, smooth)
     g00 = np.einsum("fni,fnj->nij", a0, a0)
-    r0 = np.einsum("fni,fn->ni", a0, y)
     with np.errstate(all="ignore"):
         g00_inv = np.linalg.pinv(g00, hermitian=True)
-    beta0 = np.einsum("nij,nj->ni", g00_inv, r0)
-    yy = np.einsum("fn,fn->n", y, y)
-    rss0 = np.maximum(yy - np.einsum("ni,ni->n", beta0, r0), 0.0)
-    n = tac.shape[1]
+    beta0 = np.einsum("nij,nj->ni", g00_inv, np.einsum("fni,fn->ni", a0, y))
+    resid0 = y - _predict(a0, beta0)
+    rss0 = np.einsum("fn,fn->n", resid0, resid0)
     best_gain = np.full(n, -np.inf)
     best_k = np.zeros(n, dtype=np.int64)
     for k, (_, _, _, h, dh) in enumerate(prep.bases):  # loop over basis functions
-        ab = sw * _release_columns(prep, tac, h, dh)
+        ab = sw * _release_columns(prep, smooth, h, dh)
         g0b = np.einsum("fni,fnj->nij", a0, ab)
         gbb = np.einsum("fni,fnj->nij", ab, ab)
-        u = np.einsum("fni,fn->ni", ab, y) - np.einsum("nij,ni->nj", g0b, beta0)
+        u = np.einsum("fni,fn->ni", ab, resid0)
         s = gbb - np.einsum("nij,nik,nkl->njl", g0b, g00_inv, g0b)
         with np.errstate(all="ignore"):
-            gain = np.einsum("ni,ni->n", u, np.linalg.solve(_reg(s), u[..., None])[..., 0])
+            gain = np.einsum(
+                "ni,ni->n", u, np.linalg.solve(_reg(s), u[..., None])[..., 0]
+            )
         better = np.isfinite(gain) & (gain > best_gain)
         best_gain[better] = gain[better]
         best_k[better] = k
-    # full solve for the chosen basis of each column (grouped by basis)
+    # iterate the chosen basis of each column (grouped by basis)
     p = a0.shape[2] + (1 if prep.tissue == "1t" else 2)
     beta = np.full((n, p), np.nan)
-    fitted = np.zeros_like(tac) if full else None
+    fitted = np.zeros_like(tac)
     for k in np.unique(best_k):  # loop over the (few) chosen bases
         cols = np.flatnonzero(best_k == k)
         _, _, _, h, dh = prep.bases[k]
-        x = np.concatenate(
-            [a0[:, cols], sw * _release_columns(prep, tac[:, cols], h, dh)], axis=-1
-        )
-        g = np.einsum("fni,fnj->nij", x, x)
-        r = np.einsum("fni,fn->ni", x, y[:, cols])
-        with np.errstate(all="ignore"):
-            beta[cols] = np.linalg.solve(_reg(g), r[..., None])[..., 0]
-        if full:
-            fitted[:, cols] = np.einsum("fni,ni->fn", x, beta[cols]) / prep.sqrt_w[
-                :, None
-            ]
-    rss1 = np.maximum(rss0 - best_gain, 0.0)
+        s1 = smooth[:, cols]
+        for _ in range(N_ITER):  # fixed-point iterations
+            x = np.concatenate(
+                [
+                    sw * _baseline_columns(prep, s1),
+                    sw * _release_columns(prep, s1, h, dh),
+                ],
+                axis=-1,
+            )
+            beta[cols] = _wls(x, y[:, cols])
+            s1 = _predict(x, beta[cols]) / sw2
+        fitted[:, cols] = s1
+    resid1 = y - sw2 * fitted
+    rss1 = np.einsum("fn,fn->n", resid1, resid1)
     out = _derive(prep, beta)
     n_fit = tac.shape[0]
     d1 = (p - a0.shape[2]) + prep.n_searched
     d2 = n_fit - p - prep.n_searched
     with np.errstate(divide="ignore", invalid="ignore"):
-        f_stat = ((rss0 - rss1) / d1) / (rss1 / d2)
+        f_stat = np.maximum(rss0 - rss1, 0.0) / d1 / (rss1 / d2)
         out["p_release"] = stats.f.sf(f_stat, d1, d2)
         out["f_stat"] = f_stat
         out["aic"] = n_fit * np.log(rss1 / n_fit) + 2 * (p + prep.n_searched)
@@ -399,7 +429,7 @@ def _solve_block(prep: _Prepared, tac: np.ndarray, full: bool) -> dict:
     onset = np.array([b[0] for b in prep.bases])[best_k]
     peak = np.array([_peak_min(b[0], b[1], b[2]) for b in prep.bases])[best_k]
     out["onset_min"], out["peak_min"], out["basis_index"] = onset, peak, best_k
-    out["fitted_null"] = np.einsum("fni,ni->fn", a0, beta0) / prep.sqrt_w[:, None]
+    out["fitted_null"] = smooth
     out["sigma"] = np.sqrt(rss0 / (n_fit - a0.shape[2]))
     if full:
         out["fitted"] = fitted

@@ -28,9 +28,11 @@ MIN_AXIS_VOXELS = 8
 def _sitk():
     try:
         import SimpleITK as sitk
-    except ImportError as err:  # pragma: no cover - dependency missing
+    except ImportError as err:
         raise MorError(
-            "Registration needs SimpleITK; install it with 'pip install SimpleITK'."
+            "Registration needs SimpleITK, an optional extra of napari-mor; install "
+            "it with 'pip install \"napari-mor[registration]\"' (or "
+            "'napari-mor[all]')."
         ) from err
     return sitk
 

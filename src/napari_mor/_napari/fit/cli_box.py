@@ -18,21 +18,33 @@ from napari_mor.workflows.fit import FitRequest, K2pChoice
 MAPS_MARKER = "# BP_ND maps (OUT_<condition>.nii.gz with two conditions):"
 
 
-def fit_command_text(request: FitRequest, k2p_used: K2pChoice | None = None) -> str:
+def fit_command_text(
+    request: FitRequest,
+    maps: FitRequest | str | None = None,
+    k2p_used: K2pChoice | None = None,
+) -> str:
     """The commands giving a fit request's ROI table, maps and delta-BP.
 
     Parameters
     ----------
     request : FitRequest
+        The ROI fits' request.
+    maps : FitRequest or str, optional
+        The maps' request (default: ``request`` for maps), or a comment saying
+        why there are none.
     k2p_used : K2pChoice, optional
         The k2' the dock's last fit of this same request used (mentioned so
         the command can fix it with ``--k2p``).
     """
     lines = ["# ROI table (one row per ROI and condition):"]
     lines.append(replace(request, rois_only=True, mask=None).command_line())
-    if MODELS[request.model].map_solver is not None:
+    if maps is None:
+        maps = replace(request, rois_only=False)
+    if isinstance(maps, str):
+        lines.append(maps)
+    elif MODELS[maps.model].map_solver is not None:
         lines.append(MAPS_MARKER)
-        lines.append(replace(request, rois_only=False).command_line())
+        lines.append(maps.command_line())
     if len(request.conditions) == 2:
         lines.append("# delta-BP (positive = activation):")
         lines.append(

@@ -174,10 +174,16 @@ class FitWidget(FitSettersMixin, QWidget):
         self._update_cli()
 
     # ------------------------------------------------------------- inputs
-    def collect_inputs(self) -> FitRequest:
-        """Read the sections into a :class:`FitRequest` (raises MorError)."""
+    def collect_inputs(self, rois_only: bool = False) -> FitRequest:
+        """Read the sections into a :class:`FitRequest` (raises MorError).
+
+        ``rois_only``: the request of Fit ROIs (else the one of Fit maps).
+        """
         return collect_request(
-            self.layers_box, self.model_box.values(), self.windows_box.values()
+            self.layers_box,
+            self.model_box.values(),
+            self.windows_box.values(),
+            rois_only=rois_only,
         )
 
     def fit_data(self, request: FitRequest) -> FitData:
@@ -186,13 +192,17 @@ class FitWidget(FitSettersMixin, QWidget):
 
     def _update_cli(self, *args) -> None:
         try:
-            request = self.collect_inputs()
+            request = self.collect_inputs(rois_only=True)
         except MorError as err:
             self.cli.set_text(f"# incomplete inputs: {err}")
             return
+        try:
+            maps = self.collect_inputs()
+        except MorError as err:  # e.g. GTM corrects ROI TACs only
+            maps = f"# no maps: {err}"
         fitted = self.roi_result is not None and self.inputs == request
         self.cli.set_text(
-            fit_command_text(request, self.roi_result.k2p if fitted else None)
+            fit_command_text(request, maps, self.roi_result.k2p if fitted else None)
         )
 
     def cli_text(self) -> str:
@@ -204,7 +214,7 @@ class FitWidget(FitSettersMixin, QWidget):
     def fit_rois(self) -> dict[str, list[RoiFit]]:
         """Fit every ROI in every condition now; fill the tables and plots."""
         self.layers_box.sync_reference_choices()
-        request = self.collect_inputs()
+        request = self.collect_inputs(rois_only=True)
         result = fit_rois(request, self.fit_data(request))
         self.inputs, self.roi_result = request, result
         self.fits, self.tacs = result.fits, result.tacs

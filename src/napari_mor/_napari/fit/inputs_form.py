@@ -33,6 +33,14 @@ _DISPLAY_NAMES = {
     "ratio": "Ratio (equilibrium)",
 }
 
+#: Partial-volume correction: display name -> request value.
+PVC_CHOICES = {
+    "none": "none",
+    "GTM (ROI TACs)": "gtm",
+    "RBV (images, maps)": "rbv",
+    "iterative Yang (images, maps)": "iy",
+}
+
 #: Display name -> core model name, in the order of :data:`MODEL_NAMES`.
 MODEL_CHOICES = {_DISPLAY_NAMES.get(name, name.upper()): name for name in MODEL_NAMES}
 
@@ -81,6 +89,23 @@ class ModelInputs(InputForm):
     weights: str = form_field(
         _REQUEST_DEFAULTS["weights"], "Weighting", choices=WEIGHTINGS
     )
+    pvc: str = form_field(
+        _REQUEST_DEFAULTS["pvc"],
+        "Partial-volume correction",
+        choices=list(PVC_CHOICES.items()),
+        tooltip="GTM corrects ROI TACs; RBV / iterative Yang correct images for "
+        "maps (docs/pvc.md)",
+    )
+    psf_fwhm_mm: float = form_field(
+        6.0,
+        "PSF FWHM",
+        min=0.5,
+        max=20.0,
+        step=0.5,
+        decimals=1,
+        unit=" mm",
+        tooltip="the scanner's point-spread function (used with PVC)",
+    )
 
     def request_fields(self) -> dict:
         return {
@@ -88,6 +113,8 @@ class ModelInputs(InputForm):
             "t_star_min": None if self.t_star_auto else self.t_star_min,
             "k2p_per_min": None if self.k2p_auto else self.k2p_per_min,
             "weights": self.weights,
+            "pvc": self.pvc,
+            "psf_fwhm_mm": None if self.pvc == "none" else self.psf_fwhm_mm,
         }
 
 

@@ -18,7 +18,10 @@ from napari_mor.workflows.fit import FitData, FitRequest, prepare_fit_data
 
 
 def collect_request(
-    layers: LayerPickerWidget, model: ModelInputs, windows: WindowInputs
+    layers: LayerPickerWidget,
+    model: ModelInputs,
+    windows: WindowInputs,
+    rois_only: bool = False,
 ) -> FitRequest:
     """The request of the chosen layers and form values (raises MorError).
 
@@ -28,6 +31,8 @@ def collect_request(
         PET, challenge PET, ROI set, reference ROI and map mask choices.
     model, windows : ModelInputs, WindowInputs
         The forms' values.
+    rois_only : bool
+        The request of the ROI fits (no map mask) instead of the maps'.
     """
     pet_layer = layers.require(layers.pet_combo, "PET")
     labels_layer = layers.require(layers.labels_combo, "ROI set (Labels)")
@@ -52,7 +57,8 @@ def collect_request(
         **model.request_fields(),
         **conditions,
         reference=int(ref_label),
-        mask=layers.mask_choice(),
+        rois_only=rois_only,
+        mask=None if rois_only else layers.mask_choice(),
         pet_path=pet_layer.metadata.get(md.SOURCE_PATH),
         challenge_pet_path=challenge_path,
         labels_path=labels_layer.metadata.get(md.SOURCE_PATH),

@@ -36,6 +36,9 @@ __all__ = [
 
 #: Earliest allowed onset (minutes): the baseline period the model needs.
 MIN_BASELINE_MIN = 10.0
+#: First onset of the default onset search (minutes): earlier onsets fit the
+#: small misfit of the early, fast frames (see docs/transient.md).
+SEARCH_FROM_MIN = 20.0
 #: Frames with mid-times after the onset that a fit needs.
 MIN_POST_ONSET_FRAMES = 4
 #: Default response shapes: sustained rise time constants / gamma peak delays, min.
@@ -50,8 +53,6 @@ DEFAULT_SHAPES = (
 )
 #: Gamma-variate sharpness (Normandin 2012 use alpha in 1-4).
 GAMMA_ALPHA = 2.0
-#: Fixed-point iterations that rebuild the tissue regressors from the fit.
-N_ITER = 3
 #: Voxelwise map names.
 MAP_PARAMS = (
     "bp_nd",
@@ -176,14 +177,18 @@ def response_basis(
     Returns
     -------
     h, dh : ndarray, shape (n_frames,)
-        Frame-averaged ``h`` (by 64-point quadrature within frames) and the
+        Frame-averaged ``h`` (exact for a step, else 64-interval trapezoid
+        quadrature within frames) and the
         exact frame average of ``dh/dt`` (``(h(end) - h(start)) / duration``).
     """
     start, end = timing.frame_start_min, timing.frame_end_min
     u = np.linspace(0.0, 1.0, 65)
     t = start[:, None] + (end - start)[:, None] * u[None, :]
-    h = np.trapezoid(_h(t, onset_min, shape, shape_min), u, axis=1)
-    dh = (_h(end, onset_min, shape, shape_min) - _h(start, onset_min, shape, shape_min))
+    if shape == "sustained" and shape_min <= 0:  # a step: exact frame means
+        h = np.clip((end - onset_min) / (end - start), 0.0, 1.0)
+    else:
+        h = np.trapezoid(_h(t, onset_min, shape, shape_min), u, axis=1)
+    dh = _h(end, onset_min, shape, shape_min) - _h(start, onset_min, shape, shape_min)
     return h, dh / (end - start)
 
 
@@ -196,7 +201,7 @@ def _check_onsets(timing: FrameTiming, onset_min, onset_step_min) -> np.ndarray:
     mid = timing.frame_mid_min
     if onset_min is None:
         last = mid[-MIN_POST_ONSET_FRAMES] if mid.size >= MIN_POST_ONSET_FRAMES else 0.0
-        grid = np.arange(MIN_BASELINE_MIN, last, float(onset_step_min))
+        grid = np.arange(SEARCH_FROM_MIN, last, float(onset_step_min))
         if grid.size == 0:
             raise MorError(
                 f"The scan ({end:g} min) is too short to search for an onset: it "
@@ -240,8 +245,10 @@ def _check_shapes(shapes) -> tuple[tuple[str, float], ...]:
                 f"Response shape {item!r} must be a pair (name, minutes), e.g. "
                 "('sustained', 5.0) or ('gamma', 10.0)."
             ) from None
-        if shape not in ("sustained", "gamma") or not np.isfinite(value) or (
-            value < 0 or (shape == "gamma" and value <= 0)
+        if (
+            shape not in ("sustained", "gamma")
+            or not np.isfinite(value)
+            or (value < 0 or (shape == "gamma" and value <= 0))
         ):
             raise MorError(
                 f"Response shape {item!r} is invalid: use 'sustained' with a rise "
@@ -249,8 +256,9 @@ def _check_shapes(shapes) -> tuple[tuple[str, float], ...]:
             )
         out.append((shape, value))
     if not out:
-        raise MorError("No response shapes given; pass at least one, e.g. "
-                       "[('sustained', 0.0)].")
+        raise MorError(
+            "No response shapes given; pass at least one, e.g. [('sustained', 0.0)]."
+        )
     return tuple(out)
 
 
@@ -269,7 +277,14 @@ class _Prepared:
 
 
 def _prepare(
-    ref, timing, k2p_per_min, onset_min, shapes, onset_step_min, weights, tissue,
+    ref,
+    timing,
+    k2p_per_min,
+    onset_min,
+    shapes,
+    onset_step_min,
+    weights,
+    tissue,
     representative,
 ) -> _Prepared:
     ref = check_reference(ref, timing)
@@ -297,7 +312,15 @@ def _prepare(
     matrix = np.asarray(integration_matrix(timing))
     qr = matrix @ ref + ref / k2p
     return _Prepared(
-        timing, ref, k2p, tissue, np.sqrt(w), bases, n_searched, matrix, qr,
+        timing,
+        ref,
+        k2p,
+        tissue,
+        np.sqrt(w),
+        bases,
+        n_searched,
+        matrix,
+        qr,
         matrix @ qr,
     )
 
@@ -356,24 +379,12 @@ def _predict(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 def _solve_block(prep: _Prepared, tac: np.ndarray, full: bool) -> dict:
-    """Fit all columns of ``tac`` (n_frames, n): best basis by weighted RSS.
-
-    The tissue terms of the design (``int C_T``, ``iint C_T``, ``B2``) are
-    built from the model's own prediction and refitted ``N_ITER`` times (a
-    fixed-point iteration started from the data), so that frame noise does
-    not enter the regressors (errors in variables inflate the F statistic of
-    the multilinear form).
-    """
+    """Fit all columns of ``tac`` (n_frames, n): best basis by weighted RSS."""
     sw = prep.sqrt_w[:, None, None]
     sw2 = prep.sqrt_w[:, None]
     y = sw2 * tac
     n = tac.shape[1]
-    smooth = tac
-    for _ in range(N_ITER + 1):  # fixed-point iterations (not voxels)
-        a0 = sw * _baseline_columns(prep, smooth)
-        beta0 = _wls(a0, y)
-        smooth = _predict(a0, beta0) / sw2
-    a0 = sw * _baseline_columns(prep, smooth)
+    a0 = sw * _baseline_columns(prep, tac)
     g00 = np.einsum("fni,fnj->nij", a0, a0)
     with np.errstate(all="ignore"):
         g00_inv = np.linalg.pinv(g00, hermitian=True)
@@ -383,7 +394,7 @@ def _solve_block(prep: _Prepared, tac: np.ndarray, full: bool) -> dict:
     best_gain = np.full(n, -np.inf)
     best_k = np.zeros(n, dtype=np.int64)
     for k, (_, _, _, h, dh) in enumerate(prep.bases):  # loop over basis functions
-        ab = sw * _release_columns(prep, smooth, h, dh)
+        ab = sw * _release_columns(prep, tac, h, dh)
         g0b = np.einsum("fni,fnj->nij", a0, ab)
         gbb = np.einsum("fni,fnj->nij", ab, ab)
         u = np.einsum("fni,fn->ni", ab, resid0)
@@ -395,25 +406,18 @@ def _solve_block(prep: _Prepared, tac: np.ndarray, full: bool) -> dict:
         better = np.isfinite(gain) & (gain > best_gain)
         best_gain[better] = gain[better]
         best_k[better] = k
-    # iterate the chosen basis of each column (grouped by basis)
+    # solve the chosen basis of each column (grouped by basis)
     p = a0.shape[2] + (1 if prep.tissue == "1t" else 2)
     beta = np.full((n, p), np.nan)
     fitted = np.zeros_like(tac)
     for k in np.unique(best_k):  # loop over the (few) chosen bases
         cols = np.flatnonzero(best_k == k)
         _, _, _, h, dh = prep.bases[k]
-        s1 = smooth[:, cols]
-        for _ in range(N_ITER):  # fixed-point iterations
-            x = np.concatenate(
-                [
-                    sw * _baseline_columns(prep, s1),
-                    sw * _release_columns(prep, s1, h, dh),
-                ],
-                axis=-1,
-            )
-            beta[cols] = _wls(x, y[:, cols])
-            s1 = _predict(x, beta[cols]) / sw2
-        fitted[:, cols] = s1
+        x = np.concatenate(
+            [a0[:, cols], sw * _release_columns(prep, tac[:, cols], h, dh)], axis=-1
+        )
+        beta[cols] = _wls(x, y[:, cols])
+        fitted[:, cols] = _predict(x, beta[cols]) / sw2
     resid1 = y - sw2 * fitted
     rss1 = np.einsum("fn,fn->n", resid1, resid1)
     out = _derive(prep, beta)
@@ -429,7 +433,7 @@ def _solve_block(prep: _Prepared, tac: np.ndarray, full: bool) -> dict:
     onset = np.array([b[0] for b in prep.bases])[best_k]
     peak = np.array([_peak_min(b[0], b[1], b[2]) for b in prep.bases])[best_k]
     out["onset_min"], out["peak_min"], out["basis_index"] = onset, peak, best_k
-    out["fitted_null"] = smooth
+    out["fitted_null"] = _predict(a0, beta0) / sw2
     out["sigma"] = np.sqrt(rss0 / (n_fit - a0.shape[2]))
     if full:
         out["fitted"] = fitted
@@ -452,12 +456,16 @@ def _null_f(
     """
     n = fitted_null.shape[1]
     sd = sigma[None, :, None] / prep.sqrt_w[:, None, None]
-    reps = fitted_null[:, :, None] + sd * rng.standard_normal((*fitted_null.shape, n_boot))
+    reps = fitted_null[:, :, None] + sd * rng.standard_normal(
+        (*fitted_null.shape, n_boot)
+    )
     reps = reps.reshape(fitted_null.shape[0], n * n_boot)
     f_null = np.empty(n * n_boot)
     for start in range(0, reps.shape[1], chunk):  # loop over chunks of replicates
         block = reps[:, start : start + chunk]
-        f_null[start : start + block.shape[1]] = _solve_block(prep, block, False)["f_stat"]
+        f_null[start : start + block.shape[1]] = _solve_block(prep, block, False)[
+            "f_stat"
+        ]
     return f_null.reshape(n, n_boot)
 
 
@@ -570,8 +578,15 @@ def fit_transient(
     59:2689-2699. Ichise M et al. (2003) J Cereb Blood Flow Metab 23:1096.
     """
     prep = _prepare(
-        ref, timing, k2p_per_min, onset_min, shapes, onset_step_min, weights,
-        tissue, tac,
+        ref,
+        timing,
+        k2p_per_min,
+        onset_min,
+        shapes,
+        onset_step_min,
+        weights,
+        tissue,
+        tac,
     )
     tacs = as_tac_matrix(tac, timing)
     if names is None:
@@ -584,7 +599,10 @@ def fit_transient(
     p_release = out["p_release"]
     if int(n_boot) > 0:
         f_null = _null_f(
-            prep, out["fitted_null"], out["sigma"], int(n_boot),
+            prep,
+            out["fitted_null"],
+            out["sigma"],
+            int(n_boot),
             np.random.default_rng(seed),
         )
         p_release = _boot_p(out["f_stat"], f_null)
@@ -680,8 +698,15 @@ def iter_fit_transient_blocks(
     if isinstance(weights, str) and weights == "noise":
         mean_tac = np.nanmean(flat[:, indices].astype(np.float64), axis=1)
     prep = _prepare(
-        ref, timing, k2p_per_min, onset_min, shapes, onset_step_min, weights,
-        tissue, mean_tac,
+        ref,
+        timing,
+        k2p_per_min,
+        onset_min,
+        shapes,
+        onset_step_min,
+        weights,
+        tissue,
+        mean_tac,
     )
     return _transient_blocks(flat, pet.shape[1:], indices, prep, block_size, bp_range)
 

@@ -24,6 +24,11 @@ from napari_mor.kinetics.roi import (
     fit_windows,
 )
 from napari_mor.kinetics.srtm import theta_grid
+from napari_mor.kinetics.transient import (
+    TransientFit,
+    fit_transient,
+    iter_fit_transient_blocks,
+)
 from napari_mor.kinetics.voxelwise import (
     auto_block_size,
     estimate_k2p_voxelwise,
@@ -40,6 +45,7 @@ __all__ = [
     "MODEL_NAMES",
     "MapResult",
     "RoiFit",
+    "TransientFit",
     "auto_block_size",
     "convolve_exponential",
     "estimate_k2p",
@@ -48,12 +54,14 @@ __all__ = [
     "fit_maps",
     "fit_roi",
     "fit_scans",
+    "fit_transient",
     "fit_two_scans",
     "fit_windows",
     "frame_weights",
     "integrate_from_injection",
     "integration_matrix",
     "iter_fit_blocks",
+    "iter_fit_transient_blocks",
     "k2p_from_high_binding_voxels",
     "k2p_from_rois",
     "logan_t_star",

@@ -402,3 +402,20 @@ def test_run_exits_1_and_names_the_failed_subjects(bids, tmp_path, capsys):
     report = json.loads((out / "batch_report.json").read_text())
     assert [s["status"] for s in report["subjects"]] == ["computed", "failed",
                                                          "computed"]  # fmt: skip
+
+
+def test_group_run_with_partial_volume_correction(bids, tmp_path, capsys):
+    """`group run --pvc rbv --psf-fwhm 6`: maps from RBV-corrected scans."""
+    from napari_mor.cli import main
+
+    root, _paths = bids
+    out = tmp_path / "maps"
+    argv = ["group", "run", str(root), "--out", str(out), "--pvc", "rbv",
+            "--psf-fwhm", "6", "--scheduler", "sync"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    sidecar = json.loads(
+        (out / "sub-01" / "sub-01_desc-baseline_bpnd.json").read_text()
+    )
+    assert sidecar["PartialVolumeCorrection"]["Method"] == "RBV"
+    assert main([*argv[:5], "--pvc", "rbv"]) == 2  # --pvc without --psf-fwhm
+    assert "PSF" in capsys.readouterr().err

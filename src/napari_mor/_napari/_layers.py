@@ -173,3 +173,18 @@ def bp_map_metadata(plan, condition: str, result) -> dict:
         "software_version": __version__,
         "provenance": map_provenance_of(plan, condition, result, Quantity="bp_nd"),
     }
+
+
+def viewer_sources(viewer) -> dict[str, str]:
+    """The files the viewer's layers were read from (or saved to), by layer name.
+
+    A dock's writer passes them to :func:`napari_mor.io.outputs.check_outputs`,
+    so that saving never replaces a file that is open in the viewer.
+    """
+    sources = {}
+    for layer in viewer.layers:
+        for key in ("source_path", "saved_path"):
+            path = layer.metadata.get(key)
+            if path:
+                sources[f"{layer.name} ({key.split('_')[0]})"] = str(path)
+    return sources

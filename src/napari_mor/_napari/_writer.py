@@ -37,7 +37,9 @@ def write_image_layer(path: str, data, meta: dict) -> list[str]:
             provenance["FrameTimesStart"] = list(metadata["frame_start_s"])
             provenance["FrameDuration"] = list(metadata["frame_duration_s"])
             provenance["Units"] = metadata.get("units", "kBq/mL")
-    out = write_nifti(_nifti_path(path), array, affine, provenance)
+    out = _nifti_path(path)
+    _refuse_own_source(metadata, {"image": out})
+    out = write_nifti(out, array, affine, provenance)
     return [str(out)]
 
 
@@ -47,8 +49,11 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
     from napari_mor.io.volume import write_lut
 
     array = np.asarray(data)
+    out = _nifti_path(path)
+    lut_path = strip_image_suffix(out).with_suffix(".tsv")
+    _refuse_own_source(meta.get("metadata") or {}, {"labels": out, "LUT": lut_path})
     out = write_nifti(
-        _nifti_path(path),
+        out,
         array,
         _affine_from_meta(meta, array.ndim),
         {"LayerName": meta.get("name")},
@@ -56,11 +61,17 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
     )
     lut = (meta.get("metadata") or {}).get("lut")
     if lut:
-        write_lut(
-            {int(k): v for k, v in lut.items()},
-            strip_image_suffix(out).with_suffix(".tsv"),
-        )
+        write_lut({int(k): v for k, v in lut.items()}, lut_path)
     return [str(out)]
+
+
+def _refuse_own_source(metadata: dict, outputs: dict) -> None:
+    """Never write a layer (or its sidecar / LUT) onto the file it was read from."""
+    from napari_mor.io.outputs import check_outputs
+
+    source = metadata.get("source_path")
+    if source:
+        check_outputs({"the layer's source file": source}, outputs)
 
 
 def _plain(metadata: dict) -> dict:

@@ -119,6 +119,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     run.add_argument("--fwhm", type=float, default=0.0, help="smoothing FWHM, mm")
     run.add_argument(
+        "--pvc",
+        choices=("none", "rbv", "iy"),
+        default="none",
+        help="partial-volume correction of each scan before the maps (needs "
+        "--psf-fwhm; docs/pvc.md)",
+    )
+    run.add_argument(
+        "--psf-fwhm", type=float, metavar="MM", help="scanner PSF FWHM, mm (--pvc)"
+    )
+    run.add_argument(
         "--registration",
         default="identity",
         choices=("identity", "mni"),
@@ -318,7 +328,10 @@ def _run(args) -> int:
         model_options={} if args.k2p is None else {"k2p_per_min": args.k2p},
         fwhm_mm=args.fwhm,
         registration=args.registration,
+        pvc=args.pvc,
+        psf_fwhm_mm=args.psf_fwhm,
     )
+    settings.fit_request()  # bad PVC / model settings: refused before any work
     print(listing.report())
 
     def progress(done, total, status):

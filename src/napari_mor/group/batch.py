@@ -236,6 +236,10 @@ class BatchSettings:
         Key of :data:`REGISTRATIONS`.
     model_options : dict
         ``t_star_min``, ``k2p_per_min``, ``weights``.
+    pvc : {"none", "rbv", "iy"}
+        Partial-volume correction of the images before the maps (docs/pvc.md).
+    psf_fwhm_mm : float, optional
+        Scanner PSF FWHM, mm (with ``pvc``).
     """
 
     model: str = DEFAULT_MODEL
@@ -245,6 +249,8 @@ class BatchSettings:
     fwhm_mm: float = 0.0
     registration: str = "identity"
     model_options: dict = field(default_factory=dict)
+    pvc: str = "none"
+    psf_fwhm_mm: float | None = None
 
     def fit_request(self, two_scans: bool = False):
         """The fit request of one subject.
@@ -268,6 +274,8 @@ class BatchSettings:
             else tuple(tuple(self.windows_min[c]) for c in CONDITIONS),
             two_scans=two_scans,
             k2p_region=self.k2p_region,
+            pvc=self.pvc,
+            psf_fwhm_mm=self.psf_fwhm_mm,
             **self.model_options,
         )
 

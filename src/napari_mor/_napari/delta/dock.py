@@ -27,7 +27,11 @@ from napari_mor._napari._dock import (
     on_layer_list_change,
     scrolling_sections,
 )
-from napari_mor._napari._layers import labels_from_layer, spatial_affine_of
+from napari_mor._napari._layers import (
+    labels_from_layer,
+    spatial_affine_of,
+    viewer_sources,
+)
 from napari_mor._napari.delta import layers as delta_layers
 from napari_mor._napari.delta.display import (
     DELTA_NAME,
@@ -248,6 +252,7 @@ class DeltaWidget(QWidget):
     @notify_errors
     def save_maps(self, delta_path: str | Path, pct_path: str | Path | None = None):
         """Write the unthresholded delta (and percent) maps as NIfTI + JSON."""
+        from napari_mor.io.outputs import check_outputs
         from napari_mor.maps import write_map
 
         if self.delta is None:
@@ -255,6 +260,9 @@ class DeltaWidget(QWidget):
         maps = [(delta_path, self.delta, "delta_bp_nd")]
         if pct_path is not None:
             maps.append((pct_path, self.pct, "pct_delta_bp_nd"))
+        check_outputs(
+            viewer_sources(self.viewer), {name: path for path, _, name in maps}
+        )
         written = [
             write_map(path, data, self.affine, {**self.provenance, "Quantity": name})
             for path, data, name in maps
@@ -265,8 +273,11 @@ class DeltaWidget(QWidget):
     @notify_errors
     def save_table(self, path: str | Path) -> Path:
         """Write the per-ROI table as TSV."""
+        from napari_mor.io.outputs import check_outputs
+
         if not self.rows:
             raise MorError("No ROI table: compute delta-BP with an ROI set chosen.")
+        check_outputs(viewer_sources(self.viewer), {"ROI table": path})
         return write_rows_tsv(self.rows, DELTA_COLUMNS, path)
 
     def _save_maps_dialog(self) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._napari import _metadata as md
-from napari_mor._napari._layers import bp_map_metadata
+from napari_mor._napari._layers import bp_map_metadata, viewer_sources
 from napari_mor.kinetics import MapResult
 from napari_mor.workflows.fit_maps import MapPlan, iter_fit_maps
 
@@ -66,15 +66,21 @@ def save_map_layers(viewer, map_layers: dict, out_dir, stem: str) -> list[Path]:
     The sidecar is the layer's provenance plus its name; the layer's metadata
     records the saved path (the Delta-BP dock then refers to the file).
     """
+    from napari_mor.io.outputs import check_outputs
     from napari_mor.maps import write_map
 
     out_dir = Path(out_dir)
+    layers = {c: layer for c, layer in map_layers.items() if layer in viewer.layers}
+    paths = {c: out_dir / f"{stem}_{c}.nii.gz" for c in layers}
+    own = {layer.metadata.get(md.SAVED_PATH) for layer in layers.values()}
+    sources = {  # re-saving a map over its own earlier save is fine
+        name: path for name, path in viewer_sources(viewer).items() if path not in own
+    }
+    check_outputs(sources, {f"{c} map": p for c, p in paths.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for condition, layer in map_layers.items():
-        if layer not in viewer.layers:
-            continue
-        path = out_dir / f"{stem}_{condition}.nii.gz"
+    for condition, layer in layers.items():
+        path = paths[condition]
         provenance = {**layer.metadata.get(md.PROVENANCE, {}), "LayerName": layer.name}
         data, affine = np.asarray(layer.data), layer.affine.affine_matrix
         written.append(write_map(path, data, affine, provenance))

@@ -65,6 +65,8 @@ SECTION_CONTROLS = {
     "tacs": (
         "reference_combo",
         "pv_check",
+        "gtm_check",
+        "psf_spin",
         "auto_check",
         "compute_button",
         "export_button",

@@ -12,6 +12,7 @@ from pathlib import Path
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -106,10 +107,22 @@ class TacSection(QGroupBox):
         self.reference_combo = QComboBox()
         self.reference_combo.currentIndexChanged.connect(self._on_reference_changed)
         self.pv_check = QCheckBox("partial-volume weighted (3x3x3 sub-voxels)")
+        self.gtm_check = QCheckBox("partial-volume corrected (GTM, Rousset 1998)")
+        self.gtm_check.setToolTip(
+            "undo the scanner blur of the regional TACs; label 0 is the background "
+            "region, so label every tissue you can (docs/pvc.md)"
+        )
+        self.psf_spin = QDoubleSpinBox()
+        self.psf_spin.setRange(0.5, 20.0)
+        self.psf_spin.setSingleStep(0.5)
+        self.psf_spin.setValue(6.0)
+        self.psf_spin.setSuffix(" mm")
         self.auto_check = QCheckBox("update when ROIs change")
         self.auto_check.setChecked(True)
         form.addRow("reference", self.reference_combo)
         form.addRow(self.pv_check)
+        form.addRow(self.gtm_check)
+        form.addRow("PSF FWHM", self.psf_spin)
         form.addRow(self.auto_check)
         layout.addLayout(form)
         row, (self.compute_button, self.export_button) = button_row(
@@ -171,7 +184,12 @@ class TacSection(QGroupBox):
             raise MorError(
                 "The ROI set is empty; paint, add a sphere or import atlas regions."
             )
-        if self.pv_check.isChecked():
+        if self.gtm_check.isChecked():
+            from napari_mor.pvc import gtm_tacs
+
+            roi_set = labels_on_grid(roi_set, pet.spatial_shape, pet.affine)
+            table = gtm_tacs(pet, roi_set, self.psf_spin.value()).table
+        elif self.pv_check.isChecked():
             fractions = label_fractions(roi_set, pet.spatial_shape, pet.affine)
             table = extract_weighted_tacs(pet, fractions)
         else:

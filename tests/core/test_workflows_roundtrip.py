@@ -40,6 +40,13 @@ def _round_trip(request: FitRequest) -> FitRequest:
 # --------------------------------------------------------------- argv round trip
 ROUND_TRIPS = {
     "single scan whole": FitRequest(**FILES),
+    "TAC table": FitRequest(
+        tacs_path="/data/sub 01/tacs.tsv",
+        reference="occipital",
+        windows_min=((20.0, 45.0), (60.0, 90.0)),
+        rois_only=True,
+        out="/out/rois.tsv",
+    ),
     "one window": FitRequest(windows_min=((10.0, 45.0),), **FILES),
     "basis functions": FitRequest(
         model="srtm-bf", n_theta=250, theta_range_per_min=(0.005, 2.5), **FILES
@@ -400,3 +407,79 @@ def test_batch_and_cli_fit_give_the_same_maps_and_sidecars(cohort, tmp_path, wit
             atol=1e-7,
             equal_nan=True,
         )
+
+
+def test_fit_of_a_tac_table_equals_fit_of_the_images(noise_free_files, tmp_path):
+    """`fit --tacs` (napari-mor tacs output, and a BIDS/PETPrep-style table
+    without _sd/_n columns) gives the ROI table `fit --rois-only` gives."""
+    _study, paths = noise_free_files
+    tacs = tmp_path / "tacs.tsv"
+    assert main(["tacs", str(paths["pet"]), "--labels", str(paths["labels"]),
+                 "--out", str(tacs)]) == 0  # fmt: skip
+    windows = ["--window", "20", "45", "--window", "60", "90"]
+    images = tmp_path / "images.tsv"
+    assert main(["fit", str(paths["pet"]), "--labels", str(paths["labels"]),
+                 *windows, "--rois-only", "--out", str(images)]) == 0  # fmt: skip
+    header, *rows = tacs.read_text().splitlines()
+    keep = [
+        i for i, c in enumerate(header.split("\t")) if not c.endswith(("_sd", "_n"))
+    ]
+    bids = tmp_path / "sub-01_seg-phantom_tacs.tsv"
+    bids.write_text(
+        "\n".join(
+            "\t".join(line.split("\t")[i] for i in keep) for line in [header, *rows]
+        )
+        + "\n"
+    )
+    for table in (tacs, bids):
+        out = tmp_path / f"from_{table.stem}.tsv"
+        argv = ["fit", "--tacs", str(table), "--ref-column", "occipital_ref"]
+        assert main([*argv, *windows, "--out", str(out)]) == 0
+        got = {(r["condition"], r["name"]): r for r in _rows(out)}
+        for row in _rows(images):
+            other = got[(row["condition"], row["name"])]
+            assert float(other["BP_ND"]) == pytest.approx(float(row["BP_ND"]), rel=1e-4)
+            assert float(other["k2p"]) == pytest.approx(float(row["k2p"]), rel=1e-4)
+
+
+def _rows(path):
+    with path.open() as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["fit", "--tacs", "T.tsv", "P.nii.gz", "--out", "o.tsv"], "one of them"),
+        (["fit", "--out", "o.tsv"], "one of them"),
+        (["fit", "P.nii.gz", "--out", "o.tsv"], "--labels"),
+        (
+            [
+                "fit",
+                "--tacs",
+                "T.tsv",
+                "--ref-label",
+                "1",
+                "--ref-column",
+                "x",
+                "--out",
+                "o.tsv",
+            ],
+            "--ref-column goes with --tacs",
+        ),
+    ],
+)
+def test_tac_table_bad_arguments(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tac_table_missing_reference_column(noise_free_files, tmp_path, capsys):
+    _study, paths = noise_free_files
+    tacs = tmp_path / "tacs.tsv"
+    main(["tacs", str(paths["pet"]), "--labels", str(paths["labels"]),
+          "--out", str(tacs)])  # fmt: skip
+    argv = ["fit", "--tacs", str(tacs), "--ref-column", "cerebellum", "--out",
+            str(tmp_path / "o.tsv")]  # fmt: skip
+    assert main(argv) == 2
+    assert "No TAC column named like 'cerebellum'" in capsys.readouterr().err

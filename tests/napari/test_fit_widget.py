@@ -282,6 +282,8 @@ def test_forms_are_dataclasses_with_the_package_defaults(qtbot):
         "t_star_min": 25.0,
         "k2p_per_min": None,
         "weights": "duration",
+        "pvc": "none",
+        "psf_fwhm_mm": None,  # no PVC: no PSF
     }
     windows = WindowInputs(mode="custom", challenge_end_min=80.0)
     request = FitRequest(

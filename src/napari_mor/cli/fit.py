@@ -30,13 +30,28 @@ def add_parser(commands) -> argparse.ArgumentParser:
             "ROI-only; use 'srtm-bf' for maps."
         ),
     )
-    fit.add_argument("pet", type=Path, help="4D PET NIfTI (JSON sidecar beside it)")
+    fit.add_argument(
+        "pet", type=Path, nargs="?", help="4D PET NIfTI (JSON sidecar beside it)"
+    )
+    fit.add_argument(
+        "--tacs",
+        type=Path,
+        metavar="TACS.tsv",
+        help="fit a TAC table instead of images (frame_start, frame_end s, one "
+        "column per region: napari-mor tacs or BIDS/PETPrep _tacs.tsv); ROI table",
+    )
+    fit.add_argument(
+        "--ref-column",
+        metavar="NAME",
+        help="with --tacs: the reference region's column (default: named like "
+        "'occipital')",
+    )
     fit.add_argument(
         "--challenge-pet",
         type=Path,
         help="challenge scan of a two-scan study (same grid and frames as PET)",
     )
-    ref = fit.add_mutually_exclusive_group(required=True)
+    ref = fit.add_mutually_exclusive_group()
     ref.add_argument(
         "--ref-mask", type=Path, help="reference-region mask on the PET grid"
     )
@@ -157,9 +172,22 @@ def request_from_args(args: argparse.Namespace):
 
     if args.challenge_pet is not None and args.window:
         raise MorError("Two scans are fitted whole; drop --window or --challenge-pet.")
+    if (args.pet is None) == (args.tacs is None):
+        raise MorError(
+            "Give a PET image or a TAC table (--tacs TACS.tsv), one of them."
+        )
+    if args.pet is not None and args.labels is None and args.ref_mask is None:
+        raise MorError(
+            "Give --labels LABELS.nii.gz (with the reference region) or --ref-mask."
+        )
+    if args.ref_column is not None and (args.tacs is None or args.ref_label):
+        raise MorError("--ref-column goes with --tacs (use --ref-label for labels).")
     return FitRequest(
         model=args.model,
-        reference=_label_or_name(args.ref_label),
+        reference=args.ref_column
+        if args.tacs is not None
+        else _label_or_name(args.ref_label),
+        tacs_path=optional_str(args.tacs),
         windows_min=tuple(tuple(w) for w in args.window or ()),
         two_scans=args.challenge_pet is not None,
         t_star_min=args.t_star,
@@ -171,7 +199,7 @@ def request_from_args(args: argparse.Namespace):
         if args.theta_range is None
         else tuple(args.theta_range),
         mask=args.mask,
-        rois_only=args.rois_only,
+        rois_only=args.rois_only or args.tacs is not None,
         pet_path=optional_str(args.pet),
         challenge_pet_path=optional_str(args.challenge_pet),
         labels_path=optional_str(args.labels),
@@ -208,6 +236,7 @@ def _check_not_inputs(request) -> None:
         "--lut": request.lut_path,
         "--ref-mask": request.ref_mask_path,
         "--frames": request.frames_path,
+        "--tacs": request.tacs_path,
         "--mask": None if request.mask == "uptake" else request.mask,
     }
     if request.rois_only:
@@ -230,6 +259,11 @@ def run(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     _check_out(request.out, request.rois_only)
     _check_not_inputs(request)
+    if request.tacs_path:
+        from napari_mor.workflows.fit import fit_rois_from_table
+
+        _write_roi_table(request, fit_rois_from_table(request))
+        return 0
     data = load_fit_data(request)
     if request.rois_only:
         _fit_rois(request, data)
@@ -239,10 +273,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit_rois(request, data) -> None:
-    from napari_mor.io.tables import write_rows_tsv
-    from napari_mor.workflows.fit import FIT_COLUMNS, fit_rois, fit_table_rows
+    from napari_mor.workflows.fit import fit_rois
 
-    result = fit_rois(request, data)
+    _write_roi_table(request, fit_rois(request, data))
+
+
+def _write_roi_table(request, result) -> None:
+    from napari_mor.io.tables import write_rows_tsv
+    from napari_mor.workflows.fit import FIT_COLUMNS, fit_table_rows
+
     _warn(result.warnings)
     rows = fit_table_rows(result)
     write_rows_tsv(rows, FIT_COLUMNS, request.out)

@@ -176,26 +176,71 @@ def write_tacs_tsv(table: TacTable, path: str | Path) -> Path:
 
 
 def read_tacs_tsv(path: str | Path) -> TacTable:
-    """Read a TAC TSV written by :func:`write_tacs_tsv`."""
+    """Read a TAC table: napari-mor's ``tacs`` output or a BIDS/PETPrep ``_tacs.tsv``.
+
+    Columns ``frame_start`` and ``frame_end`` (or ``frame_duration``), seconds,
+    then one column per region holding its mean activity (kBq/mL); columns
+    ``NAME_sd`` and ``NAME_n`` are read as the region's SD and voxel count when
+    present. Regions are numbered 1..n in column order.
+
+    Raises
+    ------
+    MorError
+        For an empty file, a missing time column, a non-numeric cell or no
+        region column.
+    """
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln]
+    except (OSError, UnicodeDecodeError) as err:
+        raise MorError(f"Cannot read the TAC table {path}: {err}.") from None
+    if len(lines) < 2:
+        raise MorError(f"{path} has no TAC rows; a TAC table has a header and frames.")
     header = lines[0].split("\t")
-    values = np.array([[float(c) for c in ln.split("\t")] for ln in lines[1:]])
-    if header[:2] != ["frame_start", "frame_end"] or (len(header) - 2) % 3:
+    end_key = "frame_end" if "frame_end" in header else "frame_duration"
+    if "frame_start" not in header or end_key not in header:
         raise MorError(
-            f"{path} is not a napari-mor TAC table (frame_start, frame_end, then "
-            "NAME, NAME_sd, NAME_n per region)."
+            f"{path} needs columns frame_start and frame_end (or frame_duration), "
+            "seconds, then one column per region (mean kBq/mL)."
         )
-    names = header[2::3]
-    start = values[:, 0]
-    timing = FrameTiming(start, values[:, 1] - start)
+    try:
+        values = np.array(
+            [[float(c) for c in ln.split("\t")] for ln in lines[1:]], dtype=np.float64
+        )
+    except ValueError as err:
+        raise MorError(f"{path} holds a cell that is not a number ({err}).") from None
+    if values.ndim != 2 or values.shape[1] != len(header):
+        raise MorError(f"{path}: every row must have {len(header)} cells.")
+    column = {name: i for i, name in enumerate(header)}
+    start = values[:, column["frame_start"]]
+    ends = values[:, column[end_key]]
+    duration = ends - start if end_key == "frame_end" else ends
+    skip = {"frame_start", end_key}
+    names = [
+        n
+        for n in header
+        if n not in skip and not n.endswith(("_sd", "_n")) and n not in ("frame_end",)
+    ]
+    if not names:
+        raise MorError(f"{path} has no region columns besides the frame times.")
+
+    def companion(suffix, fill):
+        cols = [column.get(f"{n}{suffix}") for n in names]
+        return np.stack(
+            [
+                values[:, c] if c is not None else np.full(len(start), fill)
+                for c in cols
+            ],
+            axis=1,
+        )
+
     return TacTable(
-        timing=timing,
+        timing=FrameTiming(start, duration),
         labels=np.arange(1, len(names) + 1),
         names=names,
-        mean_kbq_ml=values[:, 2::3],
-        sd_kbq_ml=values[:, 3::3],
-        n_voxels=values[0, 4::3].astype(np.int64),
+        mean_kbq_ml=np.stack([values[:, column[n]] for n in names], axis=1),
+        sd_kbq_ml=companion("_sd", np.nan),
+        n_voxels=companion("_n", -1)[0].astype(np.int64),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_mor._errors import MorError
 from napari_mor.io.timing import FrameTiming
 from napari_mor.kinetics import RoiFit
 from napari_mor.workflows.fit_data import (
@@ -48,6 +49,7 @@ __all__ = [
     "RoiTacs",
     "condition_names",
     "fit_rois",
+    "fit_rois_from_table",
     "fit_table_rows",
     "k2p_window",
     "load_fit_data",
@@ -147,7 +149,15 @@ def fit_rois(request: FitRequest, data: FitData) -> RoiFitResult:
         return RoiFitResult(
             fits, tacs, k2p, data.reference_description, check_roi_fits(fits, tacs)
         )
-    scan_tacs = roi_tacs(data)
+    return _fit_windows(request, roi_tacs(data), k2p, data.reference_description)
+
+
+def _fit_windows(request, scan_tacs, k2p, reference: str) -> RoiFitResult:
+    """Fit the conditions (windows, or the whole scan) of one scan's TACs."""
+    from napari_mor import kinetics
+    from napari_mor.workflows.validity import check_roi_fits
+
+    options = request.model_options(k2p)
     fits = {
         condition: kinetics.fit_roi(
             scan_tacs.tacs_kbq_ml,
@@ -161,9 +171,65 @@ def fit_rois(request: FitRequest, data: FitData) -> RoiFitResult:
         for condition in request.conditions
     }
     tacs = dict.fromkeys(fits, scan_tacs)
-    return RoiFitResult(
-        fits, tacs, k2p, data.reference_description, check_roi_fits(fits, tacs)
+    return RoiFitResult(fits, tacs, k2p, reference, check_roi_fits(fits, tacs))
+
+
+def fit_rois_from_table(request: FitRequest) -> RoiFitResult:
+    """ROI fits of a TAC table (``request.tacs_path``): no images needed.
+
+    The reference is the column named by ``request.reference`` (exact name, or a
+    text it contains; default the column named like "occipital"); every other
+    region column is a target. k2' follows the same policy as for images
+    (:func:`~napari_mor.workflows.k2p_policy.shared_k2p_of_tacs`).
+
+    Parameters
+    ----------
+    request : FitRequest
+        With ``tacs_path`` (ROI fits of one scan: windows or the whole scan).
+
+    Returns
+    -------
+    RoiFitResult
+        Labels are the columns' order (1..n).
+    """
+    from napari_mor.defaults import DEFAULT_REFERENCE_HINT
+    from napari_mor.rois.tacs import read_tacs_tsv
+    from napari_mor.workflows.k2p_policy import shared_k2p_of_tacs
+
+    table = read_tacs_tsv(request.tacs_path)
+    _check_windows_fit(request, table.timing)
+    text = str(request.reference or DEFAULT_REFERENCE_HINT)
+    exact = [n for n in table.names if n.lower() == text.lower()]
+    near = [n for n in table.names if text.lower() in n.lower()]
+    if not (exact or near):
+        raise MorError(
+            f"No TAC column named like {text!r} in {request.tacs_path} (columns: "
+            f"{', '.join(table.names)}); name the reference with --ref-column."
+        )
+    ref_name = (exact or near)[0]
+    keep = [i for i, n in enumerate(table.names) if n != ref_name]
+    if not keep:
+        raise MorError("The TAC table has no regions besides the reference.")
+    tacs = RoiTacs(
+        names=[table.names[i] for i in keep],
+        labels=table.labels[keep],
+        tacs_kbq_ml=np.ascontiguousarray(table.mean_kbq_ml[:, keep]),
+        ref_kbq_ml=table.mean_kbq_ml[:, table.names.index(ref_name)],
+        n_voxels=table.n_voxels[keep],
+        timing=table.timing,
     )
+    k2p = shared_k2p_of_tacs(request, tacs)
+    return _fit_windows(request, tacs, k2p, f"column {ref_name}")
+
+
+def _check_windows_fit(request: FitRequest, timing: FrameTiming) -> None:
+    scan_end = float(timing.frame_end_min[-1])
+    for start, end in request.windows_min:
+        if end > scan_end + 1e-6:
+            raise MorError(
+                f"Window {start:g}-{end:g} min lies outside the TACs (0-{scan_end:g} "
+                "min); choose limits within the scan."
+            )
 
 
 def fit_table_rows(result: RoiFitResult) -> list[dict]:

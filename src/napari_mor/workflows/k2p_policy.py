@@ -8,6 +8,7 @@ from napari_mor._errors import MorError
 from napari_mor.io.volume import LabelImage
 from napari_mor.workflows.fit_data import (
     FitData,
+    RoiTacs,
     _map_mask,
     reference_tac,
     resolve_reference,
@@ -74,7 +75,7 @@ def shared_k2p(request: FitRequest, data: FitData) -> K2pChoice:
     Models without k2' (MRTM, SRTM, SRTM-BF, ratio) get ``value=None``.
     """
     from napari_mor import kinetics
-    from napari_mor.kinetics.k2p import k2p_from_high_binding_voxels, k2p_from_rois
+    from napari_mor.kinetics.k2p import k2p_from_high_binding_voxels
     from napari_mor.rois import mask_mean_tac
 
     if not _model_uses_k2p(request.model):
@@ -95,14 +96,45 @@ def shared_k2p(request: FitRequest, data: FitData) -> K2pChoice:
         )
         return K2pChoice(value, f"MRTM on {name!r} (label {label}), {where}")
     if data.labels is not None and len(data.labels.present_labels) > 2:
-        tacs = roi_tacs(data)
-        value, how = k2p_from_rois(
-            tacs.tacs_kbq_ml, tacs.ref_kbq_ml, tacs.timing, tacs.names, window=window
-        )
-        return K2pChoice(value, how)
+        return shared_k2p_of_tacs(request, roi_tacs(data))
     mask = _map_mask(request, data) & ~data.ref_mask
     value, how = k2p_from_high_binding_voxels(
         data.pet.data, mask, ref, data.pet.timing, window=window
+    )
+    return K2pChoice(value, how)
+
+
+def shared_k2p_of_tacs(request: FitRequest, tacs: RoiTacs) -> K2pChoice:
+    """The same policy on regional TACs alone (a TAC table, or the ROI TACs).
+
+    A given k2'; ``k2p_region`` (a column name): MRTM on that TAC; automatic:
+    the FRTM profile shared by every target TAC, on the baseline frames.
+    """
+    from napari_mor import kinetics
+    from napari_mor.kinetics.k2p import k2p_from_rois
+
+    if not _model_uses_k2p(request.model):
+        return K2pChoice(None, "not used by the model")
+    if request.k2p_per_min is not None:
+        return K2pChoice(float(request.k2p_per_min), "given")
+    window = k2p_window(request)
+    if request.k2p_region is not None:
+        name = str(request.k2p_region)
+        if name not in tacs.names:
+            raise MorError(
+                f"No TAC named {name!r} for k2' (TACs: {', '.join(tacs.names)}); "
+                "choose a high-binding region."
+            )
+        value = kinetics.estimate_k2p(
+            tacs.tacs_kbq_ml[:, tacs.names.index(name)],
+            tacs.ref_kbq_ml,
+            tacs.timing,
+            window=window,
+            t_star_min=request.t_star_min,
+        )
+        return K2pChoice(value, f"MRTM on {name!r}, {_window_text(window)}")
+    value, how = k2p_from_rois(
+        tacs.tacs_kbq_ml, tacs.ref_kbq_ml, tacs.timing, tacs.names, window=window
     )
     return K2pChoice(value, how)
 

@@ -90,6 +90,9 @@ class FitRequest:
         Source files (read by :func:`load_fit_data`, hashed in provenance).
     units : str, optional
         Activity unit of PET files that do not say.
+    tacs_path : str, optional
+        A TAC table (``frame_start``, ``frame_end`` s, one column per region) to
+        fit instead of images (ROI fits only; the reference is a column).
     out : str, optional
         Output file (``.nii.gz``/``.nii`` maps or ``.tsv`` table).
     pvc : {"none", "gtm", "rbv", "iy"}
@@ -119,6 +122,7 @@ class FitRequest:
     ref_mask_path: str | None = None
     frames_path: str | None = None
     units: str | None = None
+    tacs_path: str | None = None
     out: str | None = None
     pvc: str = "none"
     psf_fwhm_mm: float | tuple | None = None
@@ -157,6 +161,17 @@ class FitRequest:
         for name, value in (("t*", self.t_star_min), ("k2'", self.k2p_per_min)):
             if value is not None and not (np.isfinite(value) and value > 0):
                 raise MorError(f"{name} must be a number > 0; got {value!r}.")
+        if self.tacs_path and (
+            not self.rois_only
+            or self.two_scans
+            or self.pvc != "none"
+            or any((self.pet_path, self.labels_path, self.ref_mask_path, self.mask))
+        ):
+            raise MorError(
+                "A TAC table (--tacs) is fitted alone: ROI fits of one scan, the "
+                "reference a column (--ref-column); drop the images, masks, PVC and "
+                "--challenge-pet."
+            )
         if self.rois_only and self.mask is not None:
             raise MorError(
                 "A brain mask (--mask) restricts voxelwise maps; ROI fits "
@@ -237,7 +252,10 @@ class FitRequest:
         ``OUT.nii.gz``). ``napari_mor.cli.fit.request_from_args`` reads them back
         into an equal request.
         """
-        args = ["fit", self.pet_path or "PET.nii.gz"]
+        if self.tacs_path:
+            args = ["fit", "--tacs", self.tacs_path]
+        else:
+            args = ["fit", self.pet_path or "PET.nii.gz"]
         if self.two_scans:
             args += [
                 "--challenge-pet",
@@ -245,12 +263,13 @@ class FitRequest:
             ]
         if self.ref_mask_path:
             args += ["--ref-mask", self.ref_mask_path]
-        else:
+        elif not self.tacs_path:
             args += ["--labels", self.labels_path or "LABELS.nii.gz"]
         if self.lut_path:
             args += ["--lut", self.lut_path]
         if self.reference is not None:
-            args += ["--ref-label", str(self.reference)]
+            flag = "--ref-column" if self.tacs_path else "--ref-label"
+            args += [flag, str(self.reference)]
         args += ["--model", self.model]
         for start, end in self.windows_min:
             args += ["--window", _number(start), _number(end)]

@@ -469,6 +469,7 @@ def test_mni_pair_registration_aligns_the_challenge_to_the_baseline(small, monke
 
     from napari_mor import registration
     from napari_mor.group import batch
+    from napari_mor.group import registration_steps as steps
     from napari_mor.io import load_pet
     from napari_mor.registration import Transform, resample_map
     from napari_mor.registration.coreg import mean_pet_image
@@ -483,7 +484,7 @@ def test_mni_pair_registration_aligns_the_challenge_to_the_baseline(small, monke
         identity = Transform(np.eye(4), "fixed", "moving", "identity")
         return pet, identity, mean_pet_image(pet)
 
-    monkeypatch.setattr(batch, "_native_to_mni_registration", baseline_only)
+    monkeypatch.setattr(steps, "_native_to_mni_registration", baseline_only)
     # no head motion in the phantom: skip the (slow) frame realignment
     monkeypatch.setattr(
         registration, "correct_motion", lambda pet: SimpleNamespace(corrected=pet)

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 import napari
 from napari_mor._errors import MorError
 from napari_mor._napari._dock import button_row, scrolling_sections
-from napari_mor._napari._workers import keep_activity_indicator_still, start_worker
+from napari_mor._napari._workers import start_worker
 from napari_mor._napari.registration import (
     MNI_TEMPLATE,
     MODES,
@@ -136,7 +136,6 @@ class RegistrationWidget(QWidget):
             on_aborted=self._on_cancelled,
             on_finished=self._on_finished,
         )
-        keep_activity_indicator_still(self.worker)
         return self.worker
 
     def cancel(self) -> None:

@@ -132,6 +132,7 @@ def start_worker(
     if run_button is not None:
         run_button.setEnabled(False)
     worker.start()
+    keep_activity_indicator_still(worker)  # the GIF would slow the worker
     return worker
 
 

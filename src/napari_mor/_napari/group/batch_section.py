@@ -27,7 +27,6 @@ from napari_mor._errors import MorError
 from napari_mor._napari._dock import button_row
 from napari_mor._napari._workers import (
     iter_reported_progress,
-    keep_activity_indicator_still,
     start_worker,
 )
 from napari_mor._napari.group._work import batch_progress_text, batch_summary
@@ -118,7 +117,6 @@ class BatchSection(QGroupBox):
             on_finished=self._finished,
             total=len(listing.subjects),
         )
-        keep_activity_indicator_still(self.worker)
         return self.worker
 
     def cancel(self) -> None:

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from napari_mor._errors import MorError
 from napari_mor._napari._dock import button_row
-from napari_mor._napari._workers import keep_activity_indicator_still, start_worker
+from napari_mor._napari._workers import start_worker
 from napari_mor._napari.group._work import (
     GroupInputs,
     GroupOutput,
@@ -148,7 +148,6 @@ class StatsSection(QWidget):
             run_button=self.run_button,
             on_finished=self._finished,
         )
-        keep_activity_indicator_still(self.worker)
         return self.worker
 
     def cancel(self) -> None:

@@ -679,21 +679,10 @@ def iter_fit_transient_blocks(
         ``peak_min``, ``p_release`` (float32, shape (x, y, z), NaN outside
         the mask / failed).
     """
-    if pet.ndim != 4 or pet.shape[0] != timing.n_frames:
-        raise MorError(
-            f"PET array has shape {pet.shape}; expected (t, x, y, z) with "
-            f"t = {timing.n_frames} frames (time first) to match the frame timing."
-        )
-    mask = np.asarray(mask)
-    if mask.shape != pet.shape[1:]:
-        raise MorError(
-            f"Brain mask has shape {mask.shape} but the PET volume is {pet.shape[1:]}; "
-            "resample the mask onto the PET grid first."
-        )
+    from napari_mor.kinetics.voxelwise import _check_pet_mask
+
+    indices = _check_pet_mask(pet, mask, timing)
     flat = pet.reshape(pet.shape[0], -1)
-    indices = np.flatnonzero(mask.ravel() != 0)
-    if indices.size == 0:
-        raise MorError("The brain mask is empty; give a mask with at least one voxel.")
     mean_tac = None
     if isinstance(weights, str) and weights == "noise":
         mean_tac = np.nanmean(flat[:, indices].astype(np.float64), axis=1)

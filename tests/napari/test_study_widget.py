@@ -298,3 +298,23 @@ def test_missing_sidecar_notifies_and_frames_tsv_loads(
     widget._safe(widget.load_frames_tsv, short)
     assert "28 frames" in messages["error"][-1]
     assert widget.pet_layer is not None and widget.pet_layer in viewer.layers
+
+
+def test_dock_makes_napari_mor_the_reader_for_nifti(dock, sample_files, messages):
+    """napari's builtin reader fails on .nii.gz; one click makes napari pick ours.
+
+    ``plugin=None`` is how File > Open, drag-and-drop and ``napari x.nii.gz`` open
+    files (napari's reader preference); ``viewer.open`` defaults to the builtins.
+    """
+    from napari.settings import get_settings
+
+    viewer, widget = dock
+    assert widget.reader_button.isVisibleTo(widget)
+    with pytest.raises(Exception):  # noqa: B017 (two readers, no preference yet)
+        viewer.open(str(sample_files["pet"]), plugin=None)
+    widget.reader_button.click()
+    assert get_settings().plugins.extension2reader["*.nii.gz"] == "napari-mor"
+    assert not widget.reader_button.isVisibleTo(widget)
+    assert any("napari-mor" in text for text in messages["info"])
+    (layer,) = viewer.open(str(sample_files["pet"]), plugin=None)
+    assert layer.data.ndim == 4 and layer.metadata["frame_start_s"]

@@ -155,3 +155,34 @@ def _show_warnings(caught) -> None:
 
     for message in dict.fromkeys(str(item.message) for item in caught):
         show_warning(message)
+
+
+#: File patterns napari-mor reads (the manifest's reader patterns).
+READER_PATTERNS = ("*.nii", "*.nii.gz", "*.v")
+
+
+def make_default_reader() -> list[str]:
+    """Make napari-mor napari's reader for PET/MR/label files (napari's setting).
+
+    With two readers for ``*.nii.gz`` and no preference, napari asks (File >
+    Open, drag-and-drop) or fails (``napari x.nii.gz``: napari's builtin reader
+    has no NIfTI backend). This sets napari's own preference
+    (``plugins.extension2reader``), used whenever napari picks the reader
+    (``plugin=None``). Returns the patterns now mapped to napari-mor.
+    """
+    from napari.settings import get_settings
+
+    plugins = get_settings().plugins
+    plugins.extension2reader = {
+        **plugins.extension2reader,
+        **dict.fromkeys(READER_PATTERNS, "napari-mor"),
+    }
+    return list(READER_PATTERNS)
+
+
+def is_default_reader() -> bool:
+    """True when napari opens every napari-mor pattern with napari-mor."""
+    from napari.settings import get_settings
+
+    chosen = get_settings().plugins.extension2reader
+    return all(chosen.get(pattern) == "napari-mor" for pattern in READER_PATTERNS)

@@ -194,8 +194,9 @@ def _summary(out_dir, paths, study, rois, roi_delta, region_pct, n_maps, elapsed
         )
     lines.append(f"  done in {elapsed:.1f} s")
     lines.append(
-        f"Open it in napari: napari {paths['mr']} {paths['pet']} {paths['labels']} "
-        f"{paths['pct_delta_bp']}  (or napari, then File > Open Sample > napari-mor)"
+        f"Open it in napari: napari --plugin napari-mor {paths['mr']} {paths['pet']} "
+        f"{paths['labels']} {paths['pct_delta_bp']}  (or napari, then File > Open "
+        "Sample > napari-mor)"
     )
     return "\n".join(lines)
 

@@ -51,6 +51,7 @@ SECTION_CONTROLS = {
         "frames_edit",
         "load_button",
         "load_frames_button",
+        "reader_button",
         "sidecar_label",
     ),
     "frames": ("frame_label", "table"),

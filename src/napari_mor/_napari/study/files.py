@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -35,6 +35,7 @@ from napari_mor._napari._layers import (
     pet_layer_data,
     volume_layer_data,
 )
+from napari_mor._napari._reader import is_default_reader, make_default_reader
 from napari_mor.io import load_labels, load_pet, load_volume, sidecar_path_for
 from napari_mor.io.timing import FrameTiming
 
@@ -92,9 +93,22 @@ class FilesSection(QGroupBox):
             "frame_duration (seconds)."
         )
         form.addRow(buttons)
+        self.reader_button = QPushButton("Open .nii / .nii.gz / .v with napari-mor")
+        self.reader_button.setToolTip(
+            "napari's builtin reader cannot read NIfTI: make napari-mor napari's "
+            "reader for these files (File > Open and drag-and-drop)"
+        )
+        self.reader_button.clicked.connect(lambda *_: self._make_default_reader())
+        self.reader_button.setVisible(not is_default_reader())
+        form.addRow(self.reader_button)
         self.sidecar_label = QLabel("")
         self.sidecar_label.setWordWrap(True)
         form.addRow(self.sidecar_label)
+
+    def _make_default_reader(self) -> None:
+        patterns = make_default_reader()
+        self.reader_button.setVisible(False)
+        show_info(f"napari now opens {', '.join(patterns)} with napari-mor.")
 
     # -------------------------------------------------------------- the PET
     def current_pet(self):

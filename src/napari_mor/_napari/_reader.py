@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from pathlib import Path
@@ -17,9 +16,9 @@ from napari_mor._napari._layers import (
 )
 from napari_mor.io import load_labels, load_pet, load_volume
 from napari_mor.io._nifti import (
-    check_sidecar_hash,
     is_image_path,
     load_image,
+    read_map_sidecar,
     sidecar_path_for,
 )
 from napari_mor.io.volume import find_lut_beside
@@ -100,30 +99,11 @@ def read_image_file(path: str | Path) -> list[tuple]:
         elif kind == "labels":
             layer = labels_layer_data(load_labels(path))
         else:
-            provenance = _map_provenance(path)
+            provenance = read_map_sidecar(path) or {}
             volume = load_volume(path, keep_nan="Quantity" in provenance)
             layer = _with_map_display(volume_layer_data(volume), provenance)
     _show_warnings(caught)
     return [layer]
-
-
-def _map_provenance(path: str | Path) -> dict:
-    """The JSON sidecar of an image written by napari-mor (empty if none).
-
-    A sidecar whose ``ImageSHA256`` does not match the image describes another
-    map (an interrupted or concurrent write), so it is not used; the loader's
-    warning tells the user.
-    """
-    try:
-        content = json.loads(sidecar_path_for(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(content, dict):
-        return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MorWarning)  # load_volume warns once
-        matches = check_sidecar_hash(path, content)
-    return content if matches else {}
 
 
 def _with_map_display(layer: tuple, provenance: dict) -> tuple:

@@ -293,3 +293,25 @@ def check_sidecar_hash(
         stacklevel=stacklevel,
     )
     return False
+
+
+def read_map_sidecar(path: str | Path | None) -> dict | None:
+    """The JSON sidecar describing an image, or None.
+
+    None when there is no path, no sidecar, no JSON object, or when the
+    sidecar's ``ImageSHA256`` names another file (an interrupted or concurrent
+    write): such provenance describes another map and is never used. The
+    mismatch warning is left to the image loader (it warns once).
+    """
+    if path is None:
+        return None
+    try:
+        content = json.loads(sidecar_path_for(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(content, dict):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MorWarning)
+        matches = check_sidecar_hash(path, content)
+    return content if matches else None

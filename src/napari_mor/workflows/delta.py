@@ -16,6 +16,7 @@ import numpy as np
 
 from napari_mor._errors import MorError
 from napari_mor.defaults import MIN_BP_BASE
+from napari_mor.io._nifti import read_map_sidecar
 from napari_mor.io.volume import LabelImage
 from napari_mor.kinetics import RoiFit
 
@@ -142,21 +143,6 @@ class DeltaResult:
     def provenance_of(self, quantity: str) -> dict:
         """Sidecar of one map (``"delta_bp_nd"`` or ``"pct_delta_bp_nd"``)."""
         return {**self.provenance, "Quantity": quantity}
-
-
-def read_map_sidecar(path: str | Path | None) -> dict | None:
-    """The provenance sidecar beside a map (None when there is none)."""
-    import json
-
-    from napari_mor.io._nifti import sidecar_path_for
-
-    if path is None:
-        return None
-    sidecar = sidecar_path_for(path)
-    try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def compute_delta(

@@ -22,6 +22,7 @@ from napari_mor.kinetics import RoiFit
 from napari_mor.workflows.fit_data import (
     FitData,
     RoiTacs,
+    _check_windows_in_scan,
     load_fit_data,
     mask_description,
     prepare_fit_data,
@@ -197,7 +198,7 @@ def fit_rois_from_table(request: FitRequest) -> RoiFitResult:
     from napari_mor.workflows.k2p_policy import shared_k2p_of_tacs
 
     table = read_tacs_tsv(request.tacs_path)
-    _check_windows_fit(request, table.timing)
+    _check_windows_in_scan(request.windows_min, table.timing)
     text = str(request.reference or DEFAULT_REFERENCE_HINT)
     exact = [n for n in table.names if n.lower() == text.lower()]
     near = [n for n in table.names if text.lower() in n.lower()]
@@ -220,16 +221,6 @@ def fit_rois_from_table(request: FitRequest) -> RoiFitResult:
     )
     k2p = shared_k2p_of_tacs(request, tacs)
     return _fit_windows(request, tacs, k2p, f"column {ref_name}")
-
-
-def _check_windows_fit(request: FitRequest, timing: FrameTiming) -> None:
-    scan_end = float(timing.frame_end_min[-1])
-    for start, end in request.windows_min:
-        if end > scan_end + 1e-6:
-            raise MorError(
-                f"Window {start:g}-{end:g} min lies outside the TACs (0-{scan_end:g} "
-                "min); choose limits within the scan."
-            )
 
 
 def fit_table_rows(result: RoiFitResult) -> list[dict]:

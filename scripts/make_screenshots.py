@@ -8,7 +8,10 @@ black canvases)::
 It opens the sample study (baseline and challenge scans of the digital
 [11C]carfentanil phantom, 10% BP_ND drop in ventral striatum, amygdala, midline
 thalamus and PAG), fits the ROIs and voxelwise Logan maps through the docks,
-computes delta-BP over the MR and saves PNGs (< 300 kB each) to docs/images/.
+computes delta-BP over the MR and saves PNGs (< 300 kB each) to docs/images/:
+``first_view.png`` (the sample as it opens: axial, MR in grey under the PET,
+regions as contours), the three docks, ``delta_overlay.png`` and
+``napari_window.png``.
 It also prints the wall times of the ROI and voxelwise fits through the UI and
 the per-ROI delta-BP it recovered.
 """
@@ -18,12 +21,16 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 MAX_BYTES = 300_000
 #: Axial slice (world z, mm) through ventral striatum, amygdala, PAG and sgACC.
 AXIAL_Z_MM = -12.0
+#: The Delta-BP dock's click read-out is shown for a typical voxel of this label
+#: (right ventral striatum): the one closest to the ROI's mean delta-BP_ND.
+CLICK_LABEL = 3
 
 
 def _save_png(image: np.ndarray, path: Path, max_width: int) -> Path:
@@ -89,6 +96,15 @@ def _window_screenshot(viewer) -> np.ndarray:
     return full
 
 
+def _typical_voxel_mm(delta) -> np.ndarray:
+    """World mm of the CLICK_LABEL voxel whose delta-BP_ND is nearest its ROI mean."""
+    labels = np.asarray(delta.inputs_box.labels_layer().data)
+    index = np.argwhere((labels == CLICK_LABEL) & np.isfinite(delta.delta))
+    values = delta.delta[tuple(index.T)]
+    voxel = index[np.argmin(np.abs(values - values.mean()))]
+    return delta.affine[:3, :3] @ voxel + delta.affine[:3, 3]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
@@ -107,6 +123,7 @@ def main(argv=None) -> int:
         volume_layer_data,
     )
     from napari_mor._napari._roi_widget import RoiWidget
+    from napari_mor._napari._view import set_axial_view, style_new_layers
     from napari_mor.sample import make_sample_study
 
     study = make_sample_study(seed=0, separate_scans=True)
@@ -127,6 +144,17 @@ def main(argv=None) -> int:
         visible=False,
     )
     app = QApplication.instance()
+    # the first view a user gets from Open Sample: axial, neurological, contours
+    style_new_layers(viewer)
+    set_axial_view(viewer, z_mm=AXIAL_Z_MM, frame=-1)
+    viewer.layers["PET challenge"].visible = False
+    app.processEvents()
+    first_png = _save_png(
+        np.asarray(viewer.screenshot(canvas_only=True, flash=False)),
+        args.out / "first_view.png",
+        900,
+    )
+    viewer.layers["PET challenge"].visible = True
 
     rois = RoiWidget(viewer)
     viewer.window.add_dock_widget(rois, name="ROIs", area="right")
@@ -171,17 +199,13 @@ def main(argv=None) -> int:
     delta = DeltaWidget(viewer)
     viewer.window.add_dock_widget(delta, name="Delta-BP", area="right")
     delta.labels_combo.setCurrentText("sample regions")
-    delta.compute()
+    delta.compute()  # robust symmetric limits: the dock's default
     delta.threshold_spin.setValue(0.15)
-    delta.range_spin.setValue(0.35)
-    for name in ("PET baseline", "PET challenge", "sample regions"):
+    for name in ("PET baseline", "PET challenge"):
         viewer.layers[name].visible = False
-    # axial view at z = -12 mm: anterior (y) up, x to the right
-    viewer.dims.order = (0, 3, 2, 1)
-    viewer.dims.set_point(3, AXIAL_Z_MM)
-    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
-    camera.orientation = ("towards", "up", "right")
-    viewer.reset_view()
+    viewer.layers["sample regions"].visible = True  # contours, under the map
+    delta._on_click(viewer, SimpleNamespace(position=(0.0, *_typical_voxel_mm(delta))))
+    set_axial_view(viewer, z_mm=AXIAL_Z_MM)
     app.processEvents()
     print("ROI means of the delta-BP map (planted: 10% in the rejection regions):")
     for row in delta.rows:
@@ -191,6 +215,7 @@ def main(argv=None) -> int:
         )
 
     paths = [
+        first_png,
         roi_png,
         _grab(fit, args.out / "fit_dock.png"),
         _grab(delta, args.out / "delta_dock.png"),

@@ -17,6 +17,34 @@ MODEL_NAMES: tuple[str, ...] = (
     "ratio",
 )
 
+#: The within-scan release model (lp-ntPET style, :mod:`napari_mor.kinetics.transient`):
+#: one scan, BP_ND before and after a challenge onset, fitted in one model.
+RELEASE_MODEL = "lpntpet"
+
+#: Response shape of the release model in every entry point: a sustained change
+#: with a 2-min rise (validated in docs/transient.md: unbiased, calibrated release
+#: test). Searching a family of shapes fits the noise and inflates the spread.
+RELEASE_SHAPES: tuple[tuple[str, float], ...] = (("sustained", 2.0),)
+
+#: Every model a fit request accepts: the reference-region models and the
+#: release model.
+FIT_MODELS: tuple[str, ...] = (*MODEL_NAMES, RELEASE_MODEL)
+
+#: Denoising of the PET before voxelwise fits (:mod:`napari_mor.denoise`; static
+#: here for fast ``--help``; a test checks it against ``denoise.METHODS``).
+DENOISE_METHODS: tuple[str, ...] = ("none", "gaussian", "hypr-lr", "nlm")
+
+#: Estimators of the percent delta-BP map (:mod:`napari_mor.delta_estimators`):
+#: a regularised ratio whose region means agree with the ratio of region means.
+PCT_DELTA_ESTIMATORS: tuple[str, ...] = (
+    "guided-ratio",
+    "smoothed-ratio",
+    "voxel-ratio",
+)
+
+#: The percent delta-BP estimator used when none is chosen (docs/denoise.md).
+DEFAULT_PCT_DELTA_ESTIMATOR = "guided-ratio"
+
 #: Frame weightings.
 WEIGHTINGS: tuple[str, ...] = ("none", "duration", "noise")
 

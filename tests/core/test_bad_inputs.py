@@ -608,6 +608,36 @@ def _cases() -> list[Case]:
     add(Case("ref_mask_and_labels", "option", "fit",
              (P, "--labels", L, "--ref-mask", "{d}/ref_mask.nii.gz", "--out",
               "{d}/out/bp.nii.gz"), "not allowed with"))
+    add(Case("onset_without_release_model", "option", "fit",
+             (*FIT_MAP, "--challenge-onset", "45"), "release model"))
+    add(Case("release_model_with_windows", "option", "fit --rois-only",
+             (P, "--labels", L, "--model", "lpntpet", "--window", "0", "45",
+              "--window", "45", "90", "--rois-only", "--out", "{d}/out/r.tsv"),
+             "one scan whole"))
+    add(Case("release_onset_outside_scan", "window", "fit --rois-only",
+             (P, "--labels", L, "--model", "lpntpet", "--challenge-onset", "300",
+              "--rois-only", "--out", "{d}/out/r.tsv"), "onset"))
+    add(Case("denoise_fwhm_without_method", "option", "fit",
+             (*FIT_MAP, "--denoise-fwhm", "4"), "without a method"))
+    add(Case("denoise_with_rois_only", "option", "fit --rois-only",
+             (*ROIS_OUT, "--denoise", "nlm"), "unfiltered region means"))
+    add(Case("bids_out_not_a_bids_name", "option", "fit",
+             (*FIT, "--bids-out", "{d}/out/derivatives"), "not a BIDS PET name"))
+    add(Case("bids_out_and_out", "option", "fit",
+             (*FIT_MAP, "--bids-out", "{d}/out/derivatives"), "not allowed with"))
+    add(Case("delta_bids_out_plain_names", "option", "delta",
+             (BASE, CHAL, "--bids-out", "{d}/out/derivatives"), "BEP023 name"))
+    add(Case("pct_estimator_unknown", "option", "delta",
+             (BASE, CHAL, "--out", "{d}/out/d.nii.gz", "--pct-estimator", "mean"),
+             "invalid choice"))
+    add(Case("check_design_onset_too_early", "window", "check-design",
+             (P, "--labels", L, "--challenge-onset", "5", "--n-sim", "2", "--out",
+              "{d}/out/c.tsv"), "no baseline period"))
+    add(Case("check_design_two_scans", "option", "check-design",
+             (P, "--labels", L, "--challenge-pet", P, "--n-sim", "2", "--out",
+              "{d}/out/c.tsv"), "one scan with a challenge"))
+    add(Case("check_design_out_not_tsv", "option", "check-design",
+             (P, "--labels", L, "--n-sim", "2", "--out", "{d}/out/c.nii.gz"), ".tsv"))
     # ------------------------------------------------------- output == input
     add(Case("out_is_pet", "output==input", "fit", (*FIT, "--out", P),
              "never overwritten"))

@@ -258,7 +258,9 @@ def test_roi_tests_find_the_planted_drops(two_session):
     )
     base = np.array([float(v["midline_thalamus_bp_baseline"]) for v in values])
     chal = np.array([float(v["midline_thalamus_bp_challenge"]) for v in values])
-    np.testing.assert_allclose(pct, 100 * (base - chal) / base, rtol=1e-4)
+    np.testing.assert_allclose(
+        pct, 100 * (base - chal) / base, rtol=1e-4, atol=2e-3
+    )  # TSV: 6 digits
 
 
 def test_roi_tests_of_a_cohort_without_challenge_find_nothing(no_challenge):

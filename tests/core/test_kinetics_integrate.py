@@ -145,3 +145,65 @@ def test_frame_weights_errors():
         frame_weights(timing, "noise")
     with pytest.raises(MorError, match="one per frame"):
         frame_weights(timing, np.ones(5))
+
+
+def _random_timing(rng, n_frames, gaps, late_start):
+    durations = rng.uniform(0.25, 6.0, n_frames) * 60.0
+    starts = np.r_[0.0, np.cumsum(durations)[:-1]]
+    if gaps:  # uneven gaps between some frames
+        starts = starts + np.r_[0.0, np.cumsum(rng.uniform(0, 90, n_frames - 1))]
+    if late_start:
+        starts = starts + 45.0
+    return FrameTiming(starts, durations)
+
+
+@pytest.mark.parametrize("n_frames", [3, 4, 5, 29, 60])
+@pytest.mark.parametrize("gaps", [False, True])
+@pytest.mark.parametrize("late_start", [False, True])
+def test_running_integral_equals_the_dense_matrix(n_frames, gaps, late_start):
+    """The O(F) frame-by-frame integral (many TACs) equals ``matrix @ tac``."""
+    from napari_mor.kinetics import integration_matrix
+
+    rng = np.random.default_rng(n_frames + 7 * gaps + 13 * late_start)
+    timing = _random_timing(rng, n_frames, gaps, late_start)
+    tacs = rng.uniform(-1.0, 10.0, (n_frames, 1000))  # above the dense cut-off
+    dense = integration_matrix(timing) @ tacs
+    fast = integrate_from_injection(tacs, timing)
+    scale = np.abs(dense).max()
+    np.testing.assert_allclose(fast, dense, rtol=0, atol=1e-13 * scale)
+    # a Fortran-ordered or float32 input gives the same numbers
+    np.testing.assert_allclose(
+        integrate_from_injection(np.asfortranarray(tacs), timing), fast, rtol=1e-15
+    )
+    f32 = tacs.astype(np.float32)
+    np.testing.assert_allclose(
+        integrate_from_injection(f32, timing),
+        integration_matrix(timing) @ f32.astype(np.float64),
+        rtol=0,
+        atol=1e-13 * scale,
+    )
+    # one TAC and a few TACs (dense path) agree with the many-TAC path
+    np.testing.assert_allclose(
+        integrate_from_injection(tacs[:, 5], timing), fast[:, 5], atol=1e-13 * scale
+    )
+    np.testing.assert_allclose(
+        integrate_from_injection(tacs[:, :3], timing), fast[:, :3], atol=1e-13 * scale
+    )
+
+
+def test_running_integral_is_exact_for_the_analytic_curve_too():
+    """Both paths meet the analytic integral equally (uneven frames, gaps)."""
+    starts, durations = frame_schedule_min()
+    starts = starts + np.r_[0.0, np.cumsum(np.where(durations[1:] == 5.0, 1.0, 0.0))]
+    timing = FrameTiming(starts * 60.0, durations * 60.0)
+    values = _frame_means(starts, durations)
+    many = integrate_from_injection(np.repeat(values[:, None], 512, axis=1), timing)
+    np.testing.assert_allclose(many[:, 0], integrate_from_injection(values, timing))
+    np.testing.assert_allclose(many[:, -1], many[:, 0], rtol=0, atol=0)
+
+
+def test_running_integral_rejects_a_wrong_frame_count():
+    starts, durations = frame_schedule_min()
+    timing = FrameTiming(starts * 60.0, durations * 60.0)
+    with pytest.raises(ValueError, match="n_frames"):
+        integrate_from_injection(np.ones((timing.n_frames + 1, 300)), timing)

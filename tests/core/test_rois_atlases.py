@@ -130,3 +130,88 @@ def test_mni_template_offline():
     assert template.voxel_size_mm == pytest.approx([2, 2, 2])
     origin = np.linalg.inv(template.affine) @ [0, 0, 0, 1]
     assert np.all(origin[:3] > 0) and np.all(origin[:3] < template.data.shape)
+
+
+@pytest.fixture
+def atlas_cache(tmp_path, monkeypatch):
+    """An empty atlas cache in a temporary folder; counts the atlas reads."""
+    from napari_mor.rois import atlases
+
+    monkeypatch.setenv(atlases.CACHE_DIR_ENV, str(tmp_path))
+    atlases.clear_atlas_cache()
+    calls = []
+    real = atlases.load_atlas_regions
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(atlases, "load_atlas_regions", counting)
+    yield atlases, calls
+    atlases.clear_atlas_cache()
+
+
+def test_atlas_import_cached_in_memory_and_on_disk(atlas_cache, noise_free_study):
+    atlases, calls = atlas_cache
+    pet = noise_free_study.pet
+    grid = (pet.spatial_shape, pet.affine)
+    names = ["Left_Amygdala", "Right_Amygdala"]
+    first = atlases.atlas_regions_on_grid("harvard_oxford", names, *grid)
+    assert len(calls) == 1
+    expected = resample_labels(
+        load_atlas_regions("harvard_oxford", names), *grid
+    )  # the uncached import
+    np.testing.assert_array_equal(first.data, expected.data)
+    assert first.lut == expected.lut == {1: "Left_Amygdala", 2: "Right_Amygdala"}
+    calls.clear()
+    second = atlases.atlas_regions_on_grid("harvard_oxford", names, *grid)
+    assert calls == []  # from memory: the atlas is not read again
+    np.testing.assert_array_equal(second.data, first.data)
+    second.data[:] = 0  # a caller painting its copy leaves the cache intact
+    atlases.clear_atlas_cache()  # a new session: from the disk cache
+    third = atlases.atlas_regions_on_grid("harvard_oxford", names, *grid)
+    assert calls == []
+    np.testing.assert_array_equal(third.data, first.data)
+    assert third.lut == first.lut and third.colors == first.colors
+    assert len(list(atlases.atlas_cache_dir().glob("*.npz"))) == 1
+
+
+def test_atlas_cache_key_changes_with_grid_options_and_transform(
+    atlas_cache, noise_free_study
+):
+    atlases, calls = atlas_cache
+    pet = noise_free_study.pet
+    names = ["Left_Amygdala"]
+    atlases.atlas_regions_on_grid(
+        "harvard_oxford", names, pet.spatial_shape, pet.affine
+    )
+    shifted = pet.affine.copy()
+    shifted[:3, 3] += 3.0
+    moved = atlases.atlas_regions_on_grid(
+        "harvard_oxford", names, pet.spatial_shape, shifted
+    )
+    strict = atlases.atlas_regions_on_grid(
+        "harvard_oxford", names, pet.spatial_shape, pet.affine, threshold_pct=50
+    )
+    turn = np.eye(4)
+    turn[:3, 3] = (0.0, 6.0, 0.0)
+    native = atlases.atlas_regions_on_grid(
+        "harvard_oxford",
+        names,
+        pet.spatial_shape,
+        pet.affine,
+        source_to_target=turn,
+    )
+    assert len(calls) == 4  # every import differs: none came from the cache
+    assert (strict.data == 1).sum() < (moved.data == 1).sum()
+    centroid = _centroid_mm(native, 1)
+    base = atlases.atlas_regions_on_grid(
+        "harvard_oxford", names, pet.spatial_shape, pet.affine
+    )
+    assert len(calls) == 4  # this one was cached
+    np.testing.assert_allclose(centroid - _centroid_mm(base, 1), (0, 6, 0), atol=2.0)
+    uncached = atlases.atlas_regions_on_grid(
+        "harvard_oxford", names, pet.spatial_shape, pet.affine, cache=False
+    )
+    assert len(calls) == 5
+    np.testing.assert_array_equal(uncached.data, base.data)

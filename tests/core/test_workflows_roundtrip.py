@@ -113,6 +113,16 @@ ROUND_TRIPS = {
 ROUND_TRIPS |= {
     f"model {model}": FitRequest(model=model, **FILES) for model in defaults.MODEL_NAMES
 }
+ROUND_TRIPS["release model with onset"] = FitRequest(
+    model=defaults.RELEASE_MODEL, challenge_onset_min=44.5, **FILES
+)
+ROUND_TRIPS["denoised maps, BIDS derivatives"] = FitRequest(
+    denoise="nlm",
+    denoise_fwhm_mm=5.0,
+    pet_path="/data/sub-01_pet.nii.gz",
+    labels_path="/data/labels.nii.gz",
+    bids_out="/data/derivatives/napari-mor",
+)
 
 
 @pytest.mark.parametrize("request_", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
@@ -122,7 +132,7 @@ def test_fit_request_round_trips_through_argv(request_):
 
 def test_round_trip_covers_every_model_and_option():
     requests = list(ROUND_TRIPS.values())
-    assert {r.model for r in requests} == set(defaults.MODEL_NAMES)
+    assert {r.model for r in requests} == set(defaults.FIT_MODELS)
     assert {r.weights for r in requests} == set(defaults.WEIGHTINGS)
     for field in FitRequest.__dataclass_fields__:
         default = FitRequest.__dataclass_fields__[field].default

@@ -162,7 +162,10 @@ def test_errors_notify(fitted, errors):
     dock.chal_combo.setCurrentText(dock.base_combo.currentText())
     assert dock.compute() is None and "same layer" in errors[-1]
     other = viewer.add_image(
-        np.zeros((5, 5, 5), np.float32), name="elsewhere", affine=np.diag([2, 2, 2, 1])
+        np.zeros((5, 5, 5), np.float32),
+        name="elsewhere",
+        affine=np.diag([2, 2, 2, 1]),
+        metadata={"kind": "bp_map", "condition": "challenge"},
     )
     dock.chal_combo.setCurrentText(other.name)
     assert dock.compute() is None and "different affines" in errors[-1]
@@ -186,3 +189,121 @@ def test_forms_give_the_request_field_and_the_display(make_napari_viewer):
     display = dock.display_box.values()
     assert (display.opacity_pct, display.fade) == (35, False)
     assert display.colormap_of().name == "mor_bwr"
+
+
+def _bp_layer(viewer, data, condition, name):
+    return viewer.add_image(
+        data,
+        name=name,
+        affine=np.diag([3.0, 3.0, 3.0, 1.0]),
+        metadata={"kind": "bp_map", "condition": condition},
+    )
+
+
+def test_percent_map_opens_at_robust_symmetric_limits(make_napari_viewer, errors):
+    """A +10 % drop in a receptor-rich core stays visible next to a noisy
+    low-binding rim (large percent changes from noise alone)."""
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(1)
+    shape = (30, 30, 30)
+    radius = np.sqrt(((np.indices(shape) - 14.5) ** 2).sum(0))
+    base = np.full(shape, np.nan, np.float32)
+    base[radius < 13] = 0.15
+    base[radius < 8] = 2.0
+    chal = (base * 0.9 + rng.normal(0, 0.08, shape)).astype(np.float32)
+    viewer.add_image(np.nan_to_num(base) * 50, name="T1w")  # not a BP map
+    dock = open_dock(viewer, "Delta-BP", DeltaWidget)
+    _bp_layer(viewer, base, "baseline", "BP base")
+    _bp_layer(viewer, chal, "challenge", "BP chal")
+    assert [dock.base_combo.itemText(i) for i in range(dock.base_combo.count())] == [
+        "BP base",
+        "BP chal",
+    ]
+    dock.threshold_spin.setValue(0.0)  # the forms keep values between docks
+    dock.compute_button.click()
+    assert not errors
+    pct = viewer.layers[PCT_NAME]
+    full = pct.metadata["unthresholded"]
+    finite = np.abs(full[np.isfinite(full)])
+    naive = np.percentile(finite, 99)  # what a plain percentile would give
+    low, high = pct.contrast_limits
+    assert low == -high and 10 < high < 25, pct.contrast_limits
+    assert naive > 50 and naive > 3 * high  # the rim's noise does not set it
+    assert pct.contrast_limits_range[1] >= finite.max() - 1e-3  # slider: all
+    d_low, d_high = viewer.layers[DELTA_NAME].contrast_limits
+    assert d_low == -d_high and 0.2 < d_high < 0.5  # 0.2 drop + noise
+    # the colour range box follows the layer shown and sets its limits
+    assert dock.range_spin.value() == pytest.approx(d_high, abs=1e-3)
+    dock.show_combo.setCurrentText(PCT_NAME)
+    assert dock.range_spin.value() == pytest.approx(high, abs=1e-3)
+    dock.range_spin.setValue(30.0)
+    assert pct.contrast_limits == pytest.approx((-30.0, 30.0))
+    assert viewer.layers[DELTA_NAME].contrast_limits == pytest.approx((d_low, d_high))
+
+
+def test_dock_opened_before_fit_maps_picks_them_up(
+    make_napari_viewer, qtbot, study, errors
+):
+    viewer = make_napari_viewer()
+    add_two_scan_study(viewer, study)
+    dock = open_dock(viewer, "Delta-BP", DeltaWidget)  # before any map exists
+    assert dock.base_combo.count() == dock.chal_combo.count() == 0  # no MR, no PET
+    dock.compute_button.click()
+    assert "Pick a baseline and a challenge" in errors[-1]
+    fit = open_dock(viewer, "Kinetic fit", FitWidget)
+    fit.set_pet_layer(viewer.layers["PET baseline"])
+    fit.set_labels_layer(viewer.layers["regions"])
+    fit.set_model("logan")
+    fit.set_window_mode("two_scans")
+    fit.set_mask(MASK_ROIS)
+    fit.fit_maps_button.click()
+    with qtbot.waitSignal(fit.worker.finished, timeout=180_000):
+        pass
+    choices = [dock.base_combo.itemText(i) for i in range(dock.base_combo.count())]
+    assert sorted(choices) == ["BP_ND baseline [logan]", "BP_ND challenge [logan]"]
+    assert dock.base_combo.currentText() == "BP_ND baseline [logan]"
+    assert dock.chal_combo.currentText() == "BP_ND challenge [logan]"
+    n_errors = len(errors)
+    dock.compute_button.click()
+    assert len(errors) == n_errors, errors[-1:]  # not "the same layer"
+    assert DELTA_NAME in viewer.layers
+
+
+def test_labels_are_contours_under_the_delta_map(fitted):
+    viewer, _fit, dock = fitted
+    regions = viewer.layers["regions"]
+    assert regions.contour >= 1  # outlines: their colours are not ΔBP values
+    dock.compute_button.click()
+    names = [layer.name for layer in viewer.layers]
+    assert names.index("regions") < names.index(PCT_NAME) < names.index(DELTA_NAME)
+    assert names[-1] == DELTA_NAME  # drawn last: on top
+    drawn = viewer.add_labels(  # an ROI set drawn later, then delta-BP again
+        np.zeros(regions.data.shape, np.int32),
+        name="drawn ROIs",
+        affine=regions.affine.affine_matrix,
+        metadata={"kind": "labels", "lut": {}},
+    )
+    assert drawn.contour >= 1  # labels added after the dock opened: outlines too
+    dock.compute_button.click()
+    names = [layer.name for layer in viewer.layers]
+    assert names.index("drawn ROIs") < names.index(DELTA_NAME) == len(names) - 1
+    mr, pet = viewer.layers["T1w"], viewer.layers["PET baseline"]
+    assert mr.colormap.name == "gray" and names.index("T1w") < names.index(
+        "PET baseline"
+    )
+    assert str(pet.blending) != "additive"  # over the MR, not washing it white
+
+
+def test_click_read_out_stays_in_the_dock(fitted):
+    viewer, _fit, dock = fitted
+    dock.compute_button.click()
+    assert dock._on_click in viewer.mouse_drag_callbacks  # registered on the canvas
+    click = SimpleNamespace(position=(0.0, *THALAMUS_MM))
+    for callback in list(viewer.mouse_drag_callbacks):
+        callback(viewer, click)
+    assert dock.readout.text().startswith("ΔBP_ND = +")
+    assert "activation" in dock.readout.text()
+    viewer.status = "x: 12, y: 40"  # napari's status bar on the next mouse move
+    assert dock.readout.text().startswith("ΔBP_ND = +")
+    dock._on_click(viewer, SimpleNamespace(position=(0.0, 500.0, 500.0, 500.0)))
+    assert dock.readout.text().startswith("ΔBP_ND = +")  # outside: kept

@@ -16,13 +16,15 @@ from napari_mor import kinetics
 from napari_mor._napari import _dock
 from napari_mor._napari._fit_widget import MASK_ROIS, MASK_UPTAKE, FitWidget
 from napari_mor._napari._layers import (
+    labels_layer_data,
     pet_layer_data,
 )
 from napari_mor._napari.fit.inputs_form import ModelInputs, WindowInputs
 from napari_mor.defaults import (
     DEFAULT_MODEL,
     DEFAULT_WINDOWS_MIN,
-    MODEL_NAMES,
+    FIT_MODELS,
+    RELEASE_SHAPES,
     WEIGHTINGS,
 )
 from napari_mor.rois import extract_tacs
@@ -265,7 +267,7 @@ def test_forms_are_dataclasses_with_the_package_defaults(qtbot):
     assert ModelInputs().model == DEFAULT_MODEL
     assert WindowInputs().windows() == DEFAULT_WINDOWS_MIN
     specs = ModelInputs.specs()
-    assert [value for _text, value in specs["model"].choices] == list(MODEL_NAMES)
+    assert [value for _text, value in specs["model"].choices] == list(FIT_MODELS)
     assert [value for _text, value in specs["weights"].choices] == list(WEIGHTINGS)
     container = ModelInputs.create_container()
     widgets = ModelInputs.widgets_of(container)
@@ -284,6 +286,9 @@ def test_forms_are_dataclasses_with_the_package_defaults(qtbot):
         "weights": "duration",
         "pvc": "none",
         "psf_fwhm_mm": None,  # no PVC: no PSF
+        "challenge_onset_min": None,  # lp-ntPET only
+        "denoise": "none",
+        "denoise_fwhm_mm": None,
     }
     windows = WindowInputs(mode="custom", challenge_end_min=80.0)
     request = FitRequest(
@@ -422,3 +427,136 @@ def test_partial_volume_correction_from_the_form(dock, errors):
     assert "--pvc gtm --psf-fwhm 6" in widget.cli_text()
     assert "# no maps:" in widget.cli_text()
     assert widget.fit_maps() is None and "rbv" in errors[-1]
+
+
+@pytest.fixture
+def one_scan_dock(make_napari_viewer):
+    """The one-scan sample (challenge from 45 min) in the Kinetic fit dock."""
+    study = make_sample_study(seed=0, separate_scans=False, mr_voxel_mm=3.0)
+    viewer = make_napari_viewer()
+    for data in (
+        pet_layer_data(study.pet, "PET"),
+        labels_layer_data(study.labels, "regions"),
+    ):
+        viewer.add_layer(Layer.create(*data))
+    widget = open_dock(viewer, "Kinetic fit", FitWidget)
+    return viewer, widget, study
+
+
+def test_release_model_from_the_form_fits_the_scan_whole(one_scan_dock):
+    """Pick lp-ntPET in the form: the windows section turns off, Fit ROIs fills
+    the release columns with the workflow's numbers, the plot shows the release
+    fit over the TAC, and the delta table holds BP_ND before/after the onset."""
+    from napari_mor.kinetics.transient import fit_transient
+
+    _viewer, widget, study = one_scan_dock
+    widget.model_form["model"].value = "lpntpet"
+    assert not widget.windows_box.isEnabled()
+    assert widget.model_box.widgets["challenge_onset_min"].native.isEnabled()
+    assert not widget.t_star_spin.isEnabled()
+    assert "--model lpntpet --challenge-onset 45" in widget.cli_text()
+    assert "--window" not in widget.cli_text()
+    widget.fit_rois_button.click()
+    headers = _headers(widget.table)
+    assert headers[:4] == ["ROI", "BP_ND", "BP chal", "%ΔBP"]
+    table = extract_tacs(study.pet, study.labels)
+    names = [n for n in table.names if n != "occipital_ref"]
+    expected = fit_transient(
+        np.stack([table.tac(n) for n in names], axis=1),
+        table.tac("occipital_ref"),
+        study.pet.timing,
+        k2p_per_min=widget.roi_result.k2p.value,
+        onset_min=45.0,
+        names=names,
+        shapes=RELEASE_SHAPES,
+    )
+    pct_col = headers.index("%ΔBP")
+    assert widget.table.rowCount() == len(names)
+    for r, fit in enumerate(expected):
+        assert widget.table.item(r, 0).text() == fit.name
+        assert float(widget.table.item(r, pct_col).text()) == pytest.approx(
+            fit.pct_delta_bp, abs=0.05
+        )
+    deltas = widget.delta_rows()
+    assert [round(d["pct_delta_bp_nd"], 3) for d in deltas] == [
+        round(f.pct_delta_bp, 3) for f in expected
+    ]
+    widget.table.selectRow(THALAMUS)
+    plot = widget.plot_tabs.release_plot
+    assert widget.plot_tabs.currentWidget() is plot
+    curves = plot.curves()
+    assert {"release fit", "no-release fit"} <= set(curves)
+    np.testing.assert_allclose(
+        curves["release fit"][1], expected[THALAMUS].fitted, rtol=1e-6
+    )
+
+
+def test_check_design_button_fills_its_table(one_scan_dock, qtbot):
+    """The design check runs in a worker on the dock's settings (default windowed
+    Logan) and shows, per ROI, what a no-change and a planted-drop scan read."""
+    from napari_mor.workflows.design_check import check_design, design_request
+
+    _viewer, widget, _study = one_scan_dock
+    widget.design_box.n_sim_spin.setValue(3)
+    worker = widget.check_design()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    result = widget.design_check
+    assert result is not None and result.request.model == DEFAULT_MODEL
+    table = widget.design_box.table
+    assert table.rowCount() == len(result.rows) == 10
+    request = widget.collect_inputs(rois_only=True)
+    from napari_mor.workflows.fit import roi_tacs
+
+    again = check_design(
+        design_request(request), roi_tacs(widget.fit_data(request)), n_sim=3
+    )
+    for r, row in enumerate(again.rows):
+        assert table.item(r, 0).text() == row["name"]
+        assert float(table.item(r, 1).text()) == pytest.approx(
+            row["no_change_mean_pct"], abs=0.05
+        )
+
+
+def test_denoise_from_the_form_reaches_the_maps_not_the_rois(dock, qtbot):
+    """Choose nlm denoising: Fit ROIs is unchanged (unfiltered TACs), the maps are
+    fitted on the denoised PET (less spread inside an ROI) and say so."""
+    viewer, widget = dock
+    widget.set_window_mode("two_scans")
+    widget.set_mask(MASK_ROIS)
+    before = [row["BP_ND"] for row in (widget.fit_rois() and widget.table_rows())]
+    worker = widget.fit_maps()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    plain = np.asarray(viewer.layers["BP_ND baseline [logan]"].data).copy()
+    widget.model_form["denoise"].value = "nlm"
+    assert "--denoise nlm --denoise-fwhm 6" in widget.cli_text()
+    widget.fit_rois_button.click()
+    assert [row["BP_ND"] for row in widget.table_rows()] == before
+    worker = widget.fit_maps()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    layer = viewer.layers["BP_ND baseline [logan]"]
+    assert layer.metadata["provenance"]["Denoising"]["Method"] == "nlm"
+    labels = viewer.layers["regions"].data
+    inside = labels == 6
+    assert np.nanstd(layer.data[inside]) < 0.7 * np.nanstd(plain[inside])
+
+
+def test_live_sliders_follow_the_model_and_window_mode(dock):
+    """t* slider off for lp-ntPET; window sliders only for preset/custom windows."""
+    from napari_mor.defaults import RELEASE_MODEL
+
+    _viewer, widget = dock
+    live = widget.live_box
+    widget.set_model("logan")
+    widget.set_window_mode("two_scans")
+    assert live.t_star_slider.isEnabled()
+    assert not any(s.isEnabled() for s in live.sliders()[1:])
+    widget.set_window_mode("custom")
+    assert all(s.isEnabled() for s in live.sliders()[1:])
+    widget.set_windows({"baseline": (10.0, 40.0), "challenge": (50.0, 80.0)})
+    assert [s.value() for s in live.sliders()[1:]] == [20, 80, 100, 160]  # 0.5 min
+    widget.set_model(RELEASE_MODEL)
+    assert not live.t_star_slider.isEnabled()
+    assert not any(s.isEnabled() for s in live.sliders()[1:])

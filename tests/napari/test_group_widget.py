@@ -92,3 +92,42 @@ def test_group_widget_runs_the_cohort_batch(make_napari_viewer, qtbot, tmp_path)
     assert widget.batch_progress.value() == widget.batch_progress.maximum()
     # A folder that is not a cohort: a notification, nothing started.
     assert widget.run_batch(tmp_path / "empty") is None
+
+
+def test_group_widget_pairs_sessions_named_in_the_dock(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Sessions whose names do not say which is which: without the dock's session
+    boxes every subject fails with the reason; with them, two-scan maps."""
+    import json
+
+    from napari_mor.sample import write_bids_cohort
+
+    root = tmp_path / "cohort"
+    write_bids_cohort(
+        root,
+        n_subjects=2,
+        seed=3,
+        pet_voxel_mm=8.0,
+        mr_voxel_mm=8.0,
+        sessions=2,
+        session_names=("01", "02"),
+    )
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mor", "Group study")
+    widget.cohort_edit.setText(str(root))
+    worker = widget.run_batch()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: "Batch done" in widget.batch_status.text(), timeout=5000)
+    assert "2 failed" in widget.batch_status.text()
+    widget.batch.baseline_session_edit.setText("01")
+    widget.batch.challenge_session_edit.setText("02")
+    worker = widget.run_batch()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: "2 computed" in widget.batch_status.text(), timeout=5000)
+    sidecar = (
+        root / "derivatives" / "napari-mor" / "sub-01" / "sub-01_desc-delta_bpnd.json"
+    )
+    assert json.loads(sidecar.read_text())["TwoScans"] is True

@@ -37,6 +37,8 @@ def test_files_open_as_pet_mr_and_labels_aligned_in_world(
     assert pet.metadata["frame_mid_min"][0] == pytest.approx(0.25)
     assert pet.metadata["units"] == "kBq/mL"
     assert labels.metadata["lut"][7] == "PAG"
+    assert labels.contour >= 1  # read label images are drawn as outlines
+    assert mr.colormap.name == "gray" and str(pet.blending) != "additive"
     # One world point lands in the thalamus in every layer, although the grids differ
     # (3 mm PET, 1.5 mm tilted MR).
     label_voxel = np.round(labels.world_to_data(THALAMUS_WORLD_MM)).astype(int)
@@ -57,6 +59,8 @@ def test_sample_data_appears_in_napari(make_napari_viewer):
     pet = viewer.layers["sample PET"]
     assert pet.metadata["truth"]["PAG"]["drop_pct"] == 10.0
     assert viewer.dims.ndim == 4
+    assert viewer.dims.order == (0, 3, 2, 1)  # axial first view (one-scan sample)
+    assert viewer.layers["sample regions"].contour >= 1
 
 
 def test_two_scan_sample_data(make_napari_viewer):

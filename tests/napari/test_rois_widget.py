@@ -14,6 +14,17 @@ from napari_mor.io import LabelImage, load_labels
 from napari_mor.rois import extract_tacs, read_tacs_tsv
 
 
+@pytest.fixture(autouse=True)
+def atlas_cache_dir(tmp_path, monkeypatch):
+    """Atlas imports cached in a temporary folder, empty at the start."""
+    from napari_mor.rois import atlases
+
+    monkeypatch.setenv(atlases.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    atlases.clear_atlas_cache()
+    yield atlases
+    atlases.clear_atlas_cache()
+
+
 @pytest.fixture
 def errors(monkeypatch):
     """Messages shown through napari's show_error by the widget.
@@ -308,3 +319,39 @@ def test_gtm_corrected_tacs_undo_a_known_blur(make_napari_viewer, noise_free_stu
     plain_err = np.abs(plain[late] / np.asarray(truth)[late] - 1).max()
     gtm_err = np.abs(corrected[late] / np.asarray(truth)[late] - 1).max()
     assert plain_err > 0.05 and gtm_err < plain_err / 2, (plain_err, gtm_err)
+
+
+def test_second_atlas_import_comes_from_the_cache(
+    make_napari_viewer, noise_free_study, qtbot, errors, monkeypatch, atlas_cache_dir
+):
+    """The button's threaded import twice: the atlas is read once, same ROIs."""
+    from napari_mor._napari.rois import atlas as atlas_section
+
+    calls = []
+    real = atlas_section.load_atlas_regions
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(atlas_section, "load_atlas_regions", counting)
+    viewer = _viewer_with_pet(make_napari_viewer, noise_free_study)
+    widget = _dock(viewer)
+    imported = []
+    for set_name in ("first set", "second set", "third set"):
+        if set_name == "third set":
+            atlas_cache_dir.clear_atlas_cache()  # a new session: disk cache
+        widget.new_roi_set(set_name)
+        widget.set_atlas("harvard_oxford")
+        widget.atlas_search.setText("left amygdala")
+        widget.atlas_list.item(0).setSelected(True)
+        assert widget.table_rows() == []
+        widget.atlas_button.click()
+        qtbot.waitUntil(lambda: len(widget.table_rows()) == 1, timeout=120_000)
+        imported.append(np.asarray(widget.labels_layer.data).copy())
+    assert calls == ["harvard_oxford"]  # decompressed once
+    assert not errors
+    assert imported[0].any()
+    for data in imported[1:]:
+        np.testing.assert_array_equal(data, imported[0])
+    assert list(atlas_cache_dir.atlas_cache_dir().glob("*.npz"))

@@ -93,6 +93,8 @@ def test_dock_loads_pet_and_mr_aligned(dock, sample_files, messages):
     assert "kBq/mL" in widget.info_label.text()
     assert "decay corrected" in widget.info_label.text()
     assert viewer.dims.axis_labels[0] == "frame"
+    assert viewer.dims.order == (0, 3, 2, 1)  # axial first view: rows y, columns x
+    assert "neurological" in viewer.canvas.overlays["text"].text
     viewer.dims.set_current_step(0, 27)
     assert "87.50 min" in widget.frame_label.text()
     # the thalamus lands on high binding through the world transform

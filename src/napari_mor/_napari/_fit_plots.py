@@ -9,6 +9,7 @@ implements ``draw()``; everything drawn comes from the core's
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import Signal
 
 from napari_mor._napari._plot_base import BasePlotDock
 from napari_mor.kinetics import RoiFit
@@ -161,8 +162,81 @@ class ResidualPlotDock(_RoiFitPlot):
         return np.asarray(fit.x)  # non-Logan models regress against mid-time
 
 
+def t_star_at_logan_x(fit: RoiFit, timing, x_value: float) -> float:
+    """Minutes from injection whose Logan abscissa is ``x_value`` (NaN if none).
+
+    The inverse of :func:`~napari_mor.workflows.fit.logan_x_at_t_star` on the
+    plotted frames (linear between frame mid-times): where a dragged t* line
+    was dropped.
+    """
+    x = np.asarray(fit.x, dtype=np.float64)
+    mid = np.asarray(timing.frame_mid_min, dtype=np.float64)
+    ok = np.isfinite(x)
+    if ok.sum() < 2 or not np.isfinite(x_value):
+        return float("nan")
+    order = np.argsort(x[ok])
+    return float(np.interp(x_value, x[ok][order], mid[ok][order]))
+
+
 class LoganPlotDock(_RoiFitPlot):
-    """Logan reference plot with the regression line and the t* line per condition."""
+    """Logan reference plot with the regression line and the t* line per condition.
+
+    Drag a t* line (left button, no toolbar mode) and drop it: ``t_star_picked``
+    gives the minutes where it was dropped (the dock sets t* from it).
+
+    Signals
+    -------
+    t_star_picked(float)
+        t* in minutes from injection at the drop position.
+    """
+
+    t_star_picked = Signal(float)
+    #: How close (pixels) a press must be to a t* line to grab it.
+    GRAB_PX = 6
+
+    def __init__(self, viewer=None, parent=None) -> None:
+        super().__init__(viewer, parent)
+        self._dragging = None
+        self.canvas.mpl_connect("button_press_event", self._on_press)
+        self.canvas.mpl_connect("motion_notify_event", self._on_motion)
+        self.canvas.mpl_connect("button_release_event", self._on_release)
+
+    def t_star_lines(self) -> list:
+        """The drawn t* lines (Line2D), one per condition."""
+        return [
+            line
+            for line in self.axes.get_lines()
+            if line.get_label().startswith("t* = ")
+        ]
+
+    def _on_press(self, event) -> None:
+        if event.inaxes is not self.axes or event.button != 1 or self.toolbar.mode:
+            return
+        for line in self.t_star_lines():
+            x_line = line.get_xdata()[0]
+            x_px = self.axes.transData.transform((x_line, 0.0))[0]
+            if abs(x_px - event.x) <= self.GRAB_PX:
+                self._dragging = line
+                return
+
+    def _on_motion(self, event) -> None:
+        if self._dragging is None or event.inaxes is not self.axes:
+            return
+        self._dragging.set_xdata([event.xdata, event.xdata])
+        self.canvas.draw_idle()
+
+    def _on_release(self, event) -> None:
+        line, self._dragging = self._dragging, None
+        if line is None or event.xdata is None or not self.fits:
+            return
+        condition = line.get_label().rsplit("(", 1)[-1].rstrip(")")
+        fit = self.fits.get(condition, next(iter(self.fits.values())))
+        tacs = self.tacs.get(condition)
+        if tacs is None:
+            return
+        minutes = t_star_at_logan_x(fit, tacs.timing, float(event.xdata))
+        if np.isfinite(minutes):
+            self.t_star_picked.emit(minutes)
 
     def draw(self) -> None:
         ax = self.axes

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor._napari._display import foreground, percentile_limits
 from napari_mor.io._nifti import strip_image_suffix
 from napari_mor.io.pet import DynamicPET
 from napari_mor.io.timing import FrameTiming
@@ -42,25 +43,66 @@ def spatial_affine_of(layer) -> np.ndarray:
     )
 
 
+#: Opacity of a PET layer over the grey MR, and of labels' contours.
+PET_OPACITY = 0.8
+LABELS_OPACITY = 0.9
+#: Labels are drawn as outlines this many voxels thick (napari ``contour``), so
+#: their colours are not read as the values of the map below them.
+LABELS_CONTOUR = 1
+
+
+def pet_colormap():
+    """Inferno fading in from transparent: low activity lets the MR show through.
+
+    Alpha rises from 0 at the lower contrast limit to 1 at 15 % of the range, so
+    the PET sits *over* a grey MR (translucent) instead of adding to it and
+    washing the head out to white.
+    """
+    from matplotlib import colormaps
+    from napari.utils.colormaps import Colormap
+
+    positions = np.linspace(0.0, 1.0, 33)
+    colors = colormaps["inferno"](positions)
+    colors[:, 3] = np.clip(positions / 0.15, 0.0, 1.0)
+    return Colormap(
+        colors=colors,
+        controls=positions,
+        name="mor_inferno_fade",
+        display_name="inferno (clear at 0)",
+    )
+
+
 def pet_layer_data(pet: DynamicPET, name: str | None = None) -> LayerDataTuple:
-    """napari Image layer data for a dynamic PET (time slider first)."""
-    finite = pet.data[np.isfinite(pet.data)]
-    upper = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    """napari Image layer data for a dynamic PET (time slider first).
+
+    Contrast: 0 to the 99.5th percentile of the head's voxels (all frames);
+    translucent over the MR with :func:`pet_colormap`.
+    """
+    _low, upper = percentile_limits(pet.data, foreground(pet.data), (1.0, 99.5))
     kwargs = {
         "name": name or _stem(pet.path, "PET"),
         "affine": time_affine(pet.affine),
         "metadata": pet.metadata(),
-        "colormap": "inferno",
+        "colormap": pet_colormap(),
         "contrast_limits": (0.0, max(upper, 1e-6)),
-        "blending": "additive",
+        "blending": "translucent_no_depth",  # over the (tilted) MR, no depth test
+        "opacity": PET_OPACITY,
         **PET_AXES,
     }
     return pet.data, kwargs, "image"
 
 
 def volume_layer_data(volume: Volume, name: str | None = None) -> LayerDataTuple:
-    """napari Image layer data for an MR or other 3D image."""
-    low, high = np.nanpercentile(volume.data, (0.5, 99.5))
+    """napari Image layer data for an MR or other 3D image (grey).
+
+    Contrast: black at the 0.5th percentile of the whole image (the air), white
+    at the 99.5th percentile of the head's voxels
+    (:func:`~napari_mor._napari._display.foreground`), so grey and white
+    matter stay apart instead of both going white.
+    """
+    low, _ = percentile_limits(volume.data, np.ones(volume.data.shape, bool))
+    _, high = percentile_limits(volume.data, None, (0.5, 99.5))
+    low = min(low, high - 1e-6)
     kwargs = {
         "name": name or _stem(volume.path, "MR"),
         "affine": volume.affine,
@@ -69,14 +111,19 @@ def volume_layer_data(volume: Volume, name: str | None = None) -> LayerDataTuple
             "source_path": str(volume.path) if volume.path else None,
         },
         "colormap": "gray",
-        "contrast_limits": (float(low), float(max(high, low + 1e-6))),
+        "contrast_limits": (low, high),
         **SPATIAL_AXES,
     }
     return volume.data, kwargs, "image"
 
 
 def labels_layer_data(labels: LabelImage, name: str | None = None) -> LayerDataTuple:
-    """napari Labels layer data with the LUT in metadata and its colours."""
+    """napari Labels layer data with the LUT in metadata and its colours.
+
+    napari's ``Labels`` takes no ``contour`` argument: the layer is drawn as
+    contours (:data:`LABELS_CONTOUR`) once it is in a viewer, by
+    :func:`napari_mor._napari._view.style_new_layers`.
+    """
     kwargs = {
         "name": name or _stem(labels.path, "labels"),
         "affine": labels.affine,
@@ -85,7 +132,7 @@ def labels_layer_data(labels: LabelImage, name: str | None = None) -> LayerDataT
             "lut": {int(k): v for k, v in labels.lut.items()},
             "source_path": str(labels.path) if labels.path else None,
         },
-        "opacity": 0.5,
+        "opacity": LABELS_OPACITY,
         **SPATIAL_AXES,
     }
     if labels.colors:
@@ -164,7 +211,9 @@ def bp_map_metadata(plan, condition: str, result) -> dict:
     from napari_mor import __version__
     from napari_mor.workflows.fit_maps import map_provenance_of
 
-    source = {job.condition: job.pet for job in plan.jobs}[condition]
+    scans = {job.condition: job.pet for job in plan.jobs}
+    # the release model's one job ("scan") gives the baseline and challenge maps
+    source = scans.get(condition, plan.jobs[0].pet)
     return {
         "kind": "bp_map",
         "condition": condition,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError, MorWarning
+from napari_mor._napari._display import symmetric_limits
 from napari_mor._napari._layers import (
     labels_layer_data,
     pet_layer_data,
@@ -39,10 +40,14 @@ def napari_get_reader(path):
 
 def read_paths(path) -> list[tuple]:
     """Read one or several files into napari layer data tuples."""
+    import napari
+    from napari_mor._napari._view import style_new_layers
+
     paths = path if isinstance(path, list) else [path]
     layers = []
     for item in paths:
         layers.extend(read_image_file(item))
+    style_new_layers(napari.current_viewer())  # labels drawn as contours
     return layers
 
 
@@ -113,12 +118,13 @@ def _with_map_display(layer: tuple, provenance: dict) -> tuple:
     data, kwargs, layer_type = layer
     kwargs["metadata"] = {**kwargs["metadata"], "provenance": provenance}
     if provenance.get("Quantity") in _SIGNED_QUANTITIES:
-        limit = (
-            float(np.nanpercentile(np.abs(data[data != 0]), 99)) if data.any() else 1.0
-        )
+        # robust and symmetric: 99th percentile of |value| over the fitted
+        # (finite, non-zero) voxels, as the Delta-BP dock shows its maps
+        with np.errstate(invalid="ignore"):
+            fitted = np.isfinite(data) & (data != 0)
         kwargs.update(
             colormap="bwr",
-            contrast_limits=(-limit, limit),
+            contrast_limits=symmetric_limits(data, 99.0, fitted),
             blending="translucent_no_depth",
             opacity=0.8,
         )

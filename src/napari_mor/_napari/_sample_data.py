@@ -8,6 +8,17 @@ from napari_mor._napari._layers import (
     pet_layer_data,
     volume_layer_data,
 )
+from napari_mor._napari._view import axial_once_added
+
+#: First view of the sample: the axial slice through ventral striatum,
+#: amygdala, PAG and sgACC (world z, mm).
+SAMPLE_AXIAL_Z_MM = -12.0
+
+
+def _first_view(layers: list[tuple]) -> list[tuple]:
+    """Ask the viewer for an axial first view (labels as contours) once added."""
+    axial_once_added([kwargs["name"] for _, kwargs, _ in layers], SAMPLE_AXIAL_Z_MM)
+    return layers
 
 
 def _pet_with_truth(pet, name: str, study, scan: str) -> tuple:
@@ -33,11 +44,13 @@ def make_sample_study_layers() -> list[tuple]:
     from napari_mor.sample import make_sample_study
 
     study = make_sample_study()
-    return [
-        volume_layer_data(study.mr, "sample T1w"),
-        _pet_with_truth(study.pet, "sample PET", study, "baseline+challenge"),
-        labels_layer_data(study.labels, "sample regions"),
-    ]
+    return _first_view(
+        [
+            volume_layer_data(study.mr, "sample T1w"),
+            _pet_with_truth(study.pet, "sample PET", study, "baseline+challenge"),
+            labels_layer_data(study.labels, "sample regions"),
+        ]
+    )
 
 
 def make_two_scan_layers() -> list[tuple]:
@@ -45,9 +58,11 @@ def make_two_scan_layers() -> list[tuple]:
     from napari_mor.sample import make_sample_study
 
     study = make_sample_study(separate_scans=True)
-    return [
-        volume_layer_data(study.mr, "sample T1w"),
-        _pet_with_truth(study.pet, "PET baseline", study, "baseline"),
-        _pet_with_truth(study.pet_challenge, "PET challenge", study, "challenge"),
-        labels_layer_data(study.labels, "sample regions"),
-    ]
+    return _first_view(
+        [
+            volume_layer_data(study.mr, "sample T1w"),
+            _pet_with_truth(study.pet, "PET baseline", study, "baseline"),
+            _pet_with_truth(study.pet_challenge, "PET challenge", study, "challenge"),
+            labels_layer_data(study.labels, "sample regions"),
+        ]
+    )

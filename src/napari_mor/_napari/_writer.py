@@ -30,7 +30,11 @@ def write_image_layer(path: str, data, meta: dict) -> list[str]:
     # A thresholded display (Delta-BP dock) saves the full map, not the holes.
     array = np.asarray(metadata.get("unthresholded", data))
     affine = _affine_from_meta(meta, array.ndim)
-    provenance = {"LayerName": meta.get("name"), **_plain(metadata)}
+    provenance = {
+        "LayerName": meta.get("name"),
+        **_plain(metadata),
+        **_bids_keys(metadata),
+    }
     if array.ndim == 4:
         array = np.moveaxis(array, 0, 3)
         if "frame_start_s" in metadata:
@@ -72,6 +76,21 @@ def _refuse_own_source(metadata: dict, outputs: dict) -> None:
     source = metadata.get("source_path")
     if source:
         check_outputs({"the layer's source file": source}, outputs)
+
+
+def _bids_keys(metadata: dict) -> dict:
+    """BEP023 keys (ModelName, ReferenceRegion, SoftwareName/Version, CommandLine)
+    of a kinetic map layer, from its provenance; nothing for other layers."""
+    from napari_mor.io.bids_derivatives import MODEL_LABELS, bids_sidecar_fields
+
+    provenance = metadata.get("provenance")
+    if not isinstance(provenance, dict) or provenance.get("Model") not in MODEL_LABELS:
+        return {}
+    return bids_sidecar_fields(
+        provenance["Model"],
+        str(provenance.get("ReferenceRegion", "")),
+        "napari-mor (napari: File > Save Selected Layers)",
+    )
 
 
 def _plain(metadata: dict) -> dict:

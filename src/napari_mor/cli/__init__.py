@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from napari_mor import __version__
-    from napari_mor.cli import delta, demo, fit, group, register, tacs
+    from napari_mor.cli import check_design, delta, demo, fit, group, register, tacs
 
     parser = argparse.ArgumentParser(
         prog="napari-mor",
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo, tacs, fit, delta, register, group):
+    for module in (demo, tacs, fit, check_design, delta, register, group):
         module.add_parser(commands)
     return parser
 

@@ -6,7 +6,11 @@ import argparse
 from pathlib import Path
 
 from napari_mor.cli._common import optional_str
-from napari_mor.defaults import MIN_BP_BASE
+from napari_mor.defaults import (
+    DEFAULT_PCT_DELTA_ESTIMATOR,
+    MIN_BP_BASE,
+    PCT_DELTA_ESTIMATORS,
+)
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -23,13 +27,31 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     delta.add_argument("baseline", type=Path, help="baseline BP_ND map")
     delta.add_argument("challenge", type=Path, help="challenge BP_ND map")
-    delta.add_argument("--out", type=Path, required=True, help="delta-BP map (.nii.gz)")
+    outs = delta.add_mutually_exclusive_group(required=True)
+    outs.add_argument("--out", type=Path, help="delta-BP map (.nii.gz)")
+    outs.add_argument(
+        "--bids-out",
+        type=Path,
+        metavar="DIR",
+        help="BIDS derivatives folder: delta and percent maps (and --rois with "
+        "--labels) named after the baseline map's BEP023 name "
+        "(..._meas-deltaBPND_mimap.nii.gz, ..._meas-pctdeltaBPND_mimap.nii.gz)",
+    )
     delta.add_argument("--percent", type=Path, help="percent delta-BP map (.nii.gz)")
     delta.add_argument(
         "--min-bp-base",
         type=float,
         default=MIN_BP_BASE,
         help=f"minimum baseline BP_ND for percent delta-BP (default {MIN_BP_BASE:g})",
+    )
+    delta.add_argument(
+        "--pct-estimator",
+        choices=PCT_DELTA_ESTIMATORS,
+        default=DEFAULT_PCT_DELTA_ESTIMATOR,
+        help="percent map: guided-ratio (default) and smoothed-ratio regularise "
+        "numerator and denominator so region means of the map agree with the ratio "
+        "of region means under noise; voxel-ratio is 100 (b - c) / b per voxel, "
+        "biased by a noisy denominator (docs/denoise.md)",
     )
     delta.add_argument(
         "--labels",
@@ -61,6 +83,8 @@ def request_from_args(args: argparse.Namespace):
         labels_path=optional_str(getattr(args, "labels", None)),
         lut_path=optional_str(getattr(args, "lut", None)),
         rois_out=optional_str(getattr(args, "rois", None)),
+        pct_estimator=getattr(args, "pct_estimator", DEFAULT_PCT_DELTA_ESTIMATOR),
+        bids_out=optional_str(getattr(args, "bids_out", None)),
     )
 
 

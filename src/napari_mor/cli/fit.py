@@ -7,7 +7,13 @@ from pathlib import Path
 
 from napari_mor._errors import MorError
 from napari_mor.cli._common import add_pet_args, optional_str
-from napari_mor.defaults import DEFAULT_MODEL, MODEL_NAMES, WEIGHTINGS
+from napari_mor.defaults import (
+    DEFAULT_MODEL,
+    DENOISE_METHODS,
+    FIT_MODELS,
+    RELEASE_MODEL,
+    WEIGHTINGS,
+)
 
 #: ``--pvc`` choices (the same as ``workflows.request.PVC_METHODS``; kept here so
 #: that ``--help`` imports no numpy).
@@ -27,9 +33,29 @@ def add_parser(commands) -> argparse.ArgumentParser:
             "and condition. Times in minutes from injection. k2' is estimated once, "
             "on the baseline, and shared by every window and scan. Maps use a brain "
             "mask (--mask; default with --labels: all labelled voxels). 'srtm' is "
-            "ROI-only; use 'srtm-bf' for maps."
+            "ROI-only; use 'srtm-bf' for maps. 'lpntpet' fits one scan whole: BP_ND "
+            "before the challenge onset, after it (OUT_BPchallenge) and the percent "
+            "change (OUT_pctdelta; ROI columns pct_delta_BP, p_release). Check what a "
+            "method reads on your scan with 'napari-mor check-design'."
         ),
     )
+    add_fit_arguments(fit)
+    outs = fit.add_mutually_exclusive_group(required=True)
+    outs.add_argument("--out", type=Path, help="OUT.nii.gz or OUT.tsv")
+    outs.add_argument(
+        "--bids-out",
+        type=Path,
+        metavar="DIR",
+        help="BIDS derivatives folder (e.g. DATASET/derivatives/napari-mor): "
+        "BEP023 names <source>_model-<MODEL>_meas-<PARAM>[_desc-<condition>]_mimap"
+        ".nii.gz, <source>_model-<MODEL>_kinpar.tsv, dataset_description.json",
+    )
+    fit.set_defaults(run=run)
+    return fit
+
+
+def add_fit_arguments(fit: argparse.ArgumentParser) -> None:
+    """The inputs and method options of a fit (shared with ``check-design``)."""
     fit.add_argument(
         "pet", type=Path, nargs="?", help="4D PET NIfTI (JSON sidecar beside it)"
     )
@@ -65,9 +91,18 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "--model",
-        choices=MODEL_NAMES,
+        choices=FIT_MODELS,
         default=DEFAULT_MODEL,
-        help=f"kinetic model (default {DEFAULT_MODEL})",
+        help=f"kinetic model (default {DEFAULT_MODEL}); {RELEASE_MODEL}: the change "
+        "inside one scan (BP_ND before and after the challenge onset, "
+        "docs/transient.md)",
+    )
+    fit.add_argument(
+        "--challenge-onset",
+        type=float,
+        metavar="MIN",
+        help=f"with --model {RELEASE_MODEL}: the challenge onset, minutes from "
+        "injection (default: searched and reported)",
     )
     fit.add_argument(
         "--window",
@@ -83,7 +118,10 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     k2p = fit.add_mutually_exclusive_group()
     k2p.add_argument(
-        "--k2p", type=float, metavar="VALUE", help="k2' (1/min) for logan/mrtm2/srtm2"
+        "--k2p",
+        type=float,
+        metavar="VALUE",
+        help="k2' (1/min) for logan/mrtm2/srtm2/lpntpet",
     )
     k2p.add_argument(
         "--k2p-region",
@@ -120,9 +158,26 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="range of the basis-function rates, 1/min (default 0.01 1)",
     )
     add_pvc_args(fit, PVC_CHOICES)
-    fit.add_argument("--out", type=Path, required=True, help="OUT.nii.gz or OUT.tsv")
-    fit.set_defaults(run=run)
-    return fit
+    add_denoise_args(fit)
+
+
+def add_denoise_args(parser: argparse.ArgumentParser) -> None:
+    """``--denoise METHOD --denoise-fwhm MM`` (shared with ``group run``)."""
+    parser.add_argument(
+        "--denoise",
+        choices=DENOISE_METHODS,
+        default="none",
+        help="denoise the PET before voxelwise fits (the reference and ROI TACs "
+        "stay unfiltered): gaussian, hypr-lr (HYPR-LR, Christian 2010) or nlm "
+        "(non-local means guided by the summed image: the least biased, "
+        "docs/denoise.md) (default none)",
+    )
+    parser.add_argument(
+        "--denoise-fwhm",
+        type=float,
+        metavar="MM",
+        help="denoising kernel FWHM, mm (default: gaussian 4, hypr-lr 6, nlm 6)",
+    )
 
 
 def add_pvc_args(parser: argparse.ArgumentParser, choices) -> None:
@@ -210,6 +265,10 @@ def request_from_args(args: argparse.Namespace):
         out=optional_str(args.out),
         pvc=args.pvc,
         psf_fwhm_mm=psf_from_args(args),
+        challenge_onset_min=args.challenge_onset,
+        denoise=args.denoise,
+        denoise_fwhm_mm=args.denoise_fwhm,
+        bids_out=optional_str(getattr(args, "bids_out", None)),
     )
 
 
@@ -227,7 +286,7 @@ def _check_out(out: str, rois_only: bool) -> None:
 def _check_not_inputs(request) -> None:
     """Refuse any output (map, parameter map, sidecar) that is one of the inputs."""
     from napari_mor.io.outputs import check_outputs
-    from napari_mor.workflows.fit_maps import EXTRA_MAP_TAGS, map_output_paths
+    from napari_mor.workflows.map_outputs import fit_output_paths, roi_table_path
 
     inputs = {
         "PET": request.pet_path,
@@ -239,17 +298,29 @@ def _check_not_inputs(request) -> None:
         "--tacs": request.tacs_path,
         "--mask": None if request.mask == "uptake" else request.mask,
     }
+    flag = "--bids-out" if request.bids_out else "--out"
     if request.rois_only:
-        outputs = {"--out": request.out}
+        outputs = {flag: roi_table_path(request)}
     else:
-        paths = map_output_paths(
-            request.out, request.conditions, tuple(EXTRA_MAP_TAGS.values())
-        )
+        paths = fit_output_paths(request, request.conditions)
         outputs = {
-            f"--out ({c} {tag or 'BP_ND'} map)": path
+            f"{flag} ({c} {tag or 'BP_ND'} map)": path
             for (c, tag), path in paths.items()
         }
     check_outputs(inputs, outputs)
+    if request.bids_out:
+        _check_bids_out_not_raw(request)
+
+
+def _check_bids_out_not_raw(request) -> None:
+    """Derivatives go beside the raw data (``derivatives/``), never into it."""
+    root = Path(request.bids_out).resolve()
+    for path in (request.pet_path, request.challenge_pet_path, request.labels_path):
+        if path and root in Path(path).resolve().parents:
+            raise MorError(
+                f"--bids-out {request.bids_out} holds the input {path}; write "
+                "derivatives to their own folder, e.g. DATASET/derivatives/napari-mor."
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -257,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
     from napari_mor.workflows.fit import load_fit_data
 
     request = request_from_args(args)
-    _check_out(request.out, request.rois_only)
+    if request.bids_out is None:
+        _check_out(request.out, request.rois_only)
     _check_not_inputs(request)
     if request.tacs_path:
         from napari_mor.workflows.fit import fit_rois_from_table
@@ -279,17 +351,26 @@ def _fit_rois(request, data) -> None:
 
 
 def _write_roi_table(request, result) -> None:
-    from napari_mor.io.tables import write_rows_tsv
-    from napari_mor.workflows.fit import FIT_COLUMNS, fit_table_rows
+    from napari_mor.workflows.map_outputs import write_roi_table
 
     _warn(result.warnings)
-    rows = fit_table_rows(result)
-    write_rows_tsv(rows, FIT_COLUMNS, request.out)
+    _note_windowed_one_scan(request)
+    path = write_roi_table(request, result)
     print(
         f"{request.model}: fitted {len(result.labels)} ROIs x "
         f"{len(result.fits)} condition(s); reference {result.reference}; "
-        f"{_k2p_text(result.k2p)} -> {request.out}"
+        f"{_k2p_text(result.k2p)} -> {path}"
     )
+
+
+def _note_windowed_one_scan(request) -> None:
+    """Say what windowed fits of one scan assume (and what to use instead)."""
+    import sys
+
+    from napari_mor.workflows.validity import WINDOWED_ONE_SCAN_NOTE
+
+    if len(request.windows_min) > 1:
+        print(f"napari-mor fit: note: {WINDOWED_ONE_SCAN_NOTE}", file=sys.stderr)
 
 
 def _warn(warnings) -> None:
@@ -312,6 +393,7 @@ def _fit_maps(request, data) -> None:
 
     plan = plan_maps(request, data)
     _warn(plan.warnings)
+    _note_windowed_one_scan(request)
     results = fit_maps_now(plan)
     written = write_fit_maps(plan, results, request.out)
     t_stars = {r.t_star_min for r in results.values() if np.isfinite(r.t_star_min)}

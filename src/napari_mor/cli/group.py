@@ -10,7 +10,13 @@ import argparse
 from pathlib import Path
 
 from napari_mor._errors import MorError
-from napari_mor.defaults import DEFAULT_MODEL, DEFAULT_WINDOWS_MIN, MODEL_NAMES
+from napari_mor.cli.fit import add_denoise_args
+from napari_mor.defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_WINDOWS_MIN,
+    FIT_MODELS,
+    RELEASE_MODEL,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -79,8 +85,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        choices=tuple(m for m in MODEL_NAMES if m != "srtm"),
-        help=f"kinetic model for the maps (default {DEFAULT_MODEL})",
+        choices=tuple(m for m in FIT_MODELS if m != "srtm"),
+        help=f"kinetic model for the maps (default {DEFAULT_MODEL}); "
+        f"{RELEASE_MODEL}: one-scan cohorts, BP_ND before and after the challenge "
+        "onset in one fit (the windows do not apply)",
+    )
+    run.add_argument(
+        "--challenge-onset",
+        type=float,
+        metavar="MIN",
+        help=f"with --model {RELEASE_MODEL}: challenge onset, minutes from "
+        "injection (default: searched per voxel; give it when known)",
     )
     run.add_argument(
         "--k2p-region",
@@ -128,6 +143,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument(
         "--psf-fwhm", type=float, metavar="MM", help="scanner PSF FWHM, mm (--pvc)"
     )
+    add_denoise_args(run)
     run.add_argument(
         "--registration",
         default="identity",
@@ -301,6 +317,19 @@ def _simulate(args) -> int:
     return 0
 
 
+def _model_options(args) -> dict:
+    """``model_options`` of the batch settings: a given k2', the release onset."""
+    options = {} if args.k2p is None else {"k2p_per_min": args.k2p}
+    if args.challenge_onset is not None:
+        if args.model != RELEASE_MODEL:
+            raise MorError(
+                f"--challenge-onset is for --model {RELEASE_MODEL}; windowed models "
+                "use --baseline and --challenge windows."
+            )
+        options["challenge_onset_min"] = args.challenge_onset
+    return options
+
+
 def _run(args) -> int:
     from napari_mor.group.batch import (
         BatchSettings,
@@ -325,11 +354,13 @@ def _run(args) -> int:
         },
         ref_region=args.ref_region,
         k2p_region=args.k2p_region,
-        model_options={} if args.k2p is None else {"k2p_per_min": args.k2p},
+        model_options=_model_options(args),
         fwhm_mm=args.fwhm,
         registration=args.registration,
         pvc=args.pvc,
         psf_fwhm_mm=args.psf_fwhm,
+        denoise=args.denoise,
+        denoise_fwhm_mm=args.denoise_fwhm,
     )
     settings.fit_request()  # bad PVC / model settings: refused before any work
     print(listing.report())

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from napari_mor._errors import MorError
-from napari_mor.defaults import DEFAULT_MODEL, DEFAULT_WINDOWS_MIN
+from napari_mor.defaults import DEFAULT_MODEL, DEFAULT_WINDOWS_MIN, RELEASE_MODEL
 from napari_mor.group.cohort_maps import (
     CohortMaps,
     copy_atlas,
@@ -111,11 +111,15 @@ class BatchSettings:
     registration : str
         Key of :data:`REGISTRATIONS`.
     model_options : dict
-        ``t_star_min``, ``k2p_per_min``, ``weights``.
+        ``t_star_min``, ``k2p_per_min``, ``weights``; ``challenge_onset_min``
+        for the release model (``lpntpet``: one-scan cohorts; its BP_ND before
+        and after the onset are the baseline and challenge maps).
     pvc : {"none", "rbv", "iy"}
         Partial-volume correction of the images before the maps (docs/pvc.md).
     psf_fwhm_mm : float, optional
         Scanner PSF FWHM, mm (with ``pvc``).
+    denoise, denoise_fwhm_mm : str, float or None
+        Denoising of each scan before the maps (docs/denoise.md).
     """
 
     model: str = DEFAULT_MODEL
@@ -127,6 +131,8 @@ class BatchSettings:
     model_options: dict = field(default_factory=dict)
     pvc: str = "none"
     psf_fwhm_mm: float | None = None
+    denoise: str = "none"
+    denoise_fwhm_mm: float | None = None
 
     def fit_request(self, two_scans: bool = False):
         """The fit request of one subject.
@@ -136,22 +142,32 @@ class BatchSettings:
         """
         from napari_mor.workflows.fit import FitRequest
 
-        unknown = set(self.model_options) - {"t_star_min", "k2p_per_min", "weights"}
+        known = {"t_star_min", "k2p_per_min", "weights", "challenge_onset_min"}
+        unknown = set(self.model_options) - known
         if unknown:
             raise MorError(
                 f"Unknown model options {sorted(unknown)}; use t_star_min, "
-                "k2p_per_min or weights."
+                "k2p_per_min, weights or challenge_onset_min."
+            )
+        release = self.model == RELEASE_MODEL
+        if release and two_scans:
+            raise MorError(
+                f"The release model ({RELEASE_MODEL}) fits the change inside one "
+                "scan; this subject has separate baseline and challenge scans. Use "
+                "a reference-region model (e.g. --model logan) for two-scan cohorts."
             )
         return FitRequest(
             model=self.model,
             reference=self.ref_region,
             windows_min=()
-            if two_scans
+            if two_scans or release
             else tuple(tuple(self.windows_min[c]) for c in CONDITIONS),
             two_scans=two_scans,
             k2p_region=self.k2p_region,
             pvc=self.pvc,
             psf_fwhm_mm=self.psf_fwhm_mm,
+            denoise=self.denoise,
+            denoise_fwhm_mm=self.denoise_fwhm_mm,
             **self.model_options,
         )
 
@@ -260,13 +276,13 @@ def process_subject(
         )
         plan = plan_maps(request, data)
         fits = fit_maps_now(plan)
-        bp = {c: fits[c].maps["bp_nd"] for c in CONDITIONS}
+        bp = _condition_maps(fits)
         bp["delta"] = delta_bp(bp["baseline"], bp["challenge"])
         for c, values in bp.items():
             prov = map_provenance_of(
                 plan,
                 c,
-                fits.get(c),
+                None if c == "delta" else fits.get(c, fits.get("scan")),
                 Quantity="delta_bp_nd" if c == "delta" else "bp_nd",
                 SmoothingFWHMmm=settings.fwhm_mm,
                 Registration=settings.registration,
@@ -286,6 +302,15 @@ def process_subject(
         message = f"{type(err).__name__}: {err}"
         _invalidate_subject(outputs, manifest_path, message)
         return {**status, "status": "failed", "message": message}
+
+
+def _condition_maps(fits: dict) -> dict:
+    """Baseline and challenge BP_ND maps of a subject's fits (windows, two scans,
+    or the release model's BP_ND before and after the onset)."""
+    if "scan" in fits:  # the release model: one fit of the whole scan
+        maps = fits["scan"].maps
+        return {"baseline": maps["bp_nd"], "challenge": maps["bp_nd_challenge"]}
+    return {c: fits[c].maps["bp_nd"] for c in CONDITIONS}
 
 
 def cohort_atlas_inputs(
@@ -361,6 +386,26 @@ def run_batch(
     -------
     list of dict
         One status per subject (see :func:`process_subject`).
+
+    Notes
+    -----
+    A ``tcp://`` scheduler needs the ``distributed`` extra
+    (``pip install napari-mor[distributed]``); every worker must have
+    napari-mor installed and see ``root``, ``out_dir`` and the atlas at the
+    same paths (a shared file system). Each subject is one task, so results
+    equal the threaded run's. On an HPC queue, start workers with
+    dask-jobqueue (``pip install napari-mor[cluster]``) and pass the
+    scheduler's address::
+
+        from dask_jobqueue import SLURMCluster  # or PBSCluster, SGECluster
+
+        cluster = SLURMCluster(cores=2, memory="8GB", walltime="01:00:00")
+        cluster.scale(jobs=10)  # 10 queued jobs, one worker each
+        run_batch(root, out, labels=atlas, scheduler=cluster.scheduler_address)
+
+    or from a shell: ``dask scheduler`` on one node, ``dask worker
+    tcp://HOST:8786`` in each job, then ``napari-mor group run ... --scheduler
+    tcp://HOST:8786``.
     """
     import dask
 
@@ -420,7 +465,14 @@ def run_batch(
             on_progress(len(results), total, status)
 
     if "://" in scheduler:
-        from dask.distributed import Client, as_completed
+        try:
+            from dask.distributed import Client, as_completed
+        except ImportError as err:
+            raise MorError(
+                f"Scheduler {scheduler} is a dask.distributed address, but "
+                f"dask.distributed is not installed ({err}); install it with "
+                "pip install 'napari-mor[distributed]', or use --scheduler threads."
+            ) from err
 
         with Client(scheduler) as client:
             futures = client.compute(tasks)

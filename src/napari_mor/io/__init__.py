@@ -6,6 +6,7 @@ Nothing here imports napari or Qt.
 from napari_mor.io.pet import (
     ACTIVITY_UNIT,
     DynamicPET,
+    frames_by_voxel,
     load_pet,
     sidecar_path_for,
     write_pet,
@@ -28,6 +29,7 @@ __all__ = [
     "LabelImage",
     "Volume",
     "file_sha256",
+    "frames_by_voxel",
     "load_labels",
     "load_pet",
     "load_volume",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -58,13 +59,48 @@ def is_image_path(path: str | Path) -> bool:
     return name.endswith(NIFTI_SUFFIXES + ECAT_SUFFIXES)
 
 
+#: Digests of files already hashed in this process, by file identity and state.
+_SHA256_CACHE: dict[tuple, str] = {}
+_SHA256_CACHE_SIZE = 64
+#: Files modified less than this long before hashing are not cached: the file
+#: system's time stamps are coarse (a few ms), so a rewrite within one tick
+#: could keep size and mtime (git's "racily clean" rule).
+_SHA256_SETTLED_NS = 2_000_000_000
+
+
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    """SHA-256 hex digest of a file, read in 1 MiB blocks.
+
+    A file is hashed once per process: the digest is remembered by device,
+    inode, size and modification/change times, so the loader's sidecar check
+    and the provenance of every map written from the same input share one
+    pass over a large PET. A file that changed (or was replaced) is hashed
+    again; so is one modified within the last two seconds.
+    """
+    path = Path(path)
+    state = os.stat(path)
+    key = (
+        os.path.realpath(path),
+        state.st_dev,
+        state.st_ino,
+        state.st_size,
+        state.st_mtime_ns,
+        state.st_ctime_ns,
+    )
+    cached = _SHA256_CACHE.get(key)
+    if cached is not None:
+        return cached
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+    hexdigest = digest.hexdigest()
+    settled = max(state.st_mtime_ns, state.st_ctime_ns) + _SHA256_SETTLED_NS
+    if time.time_ns() > settled:
+        if len(_SHA256_CACHE) >= _SHA256_CACHE_SIZE:
+            _SHA256_CACHE.pop(next(iter(_SHA256_CACHE)))
+        _SHA256_CACHE[key] = hexdigest
+    return hexdigest
 
 
 def load_image(path: str | Path) -> nib.spatialimages.SpatialImage:

@@ -32,9 +32,11 @@ __all__ = [
     "ACTIVITY_UNIT",
     "UNIT_TO_KBQ_ML",
     "DynamicPET",
+    "frames_by_voxel",
     "load_pet",
     "sidecar_path_for",
     "unit_scale_to_kbq_ml",
+    "voxel_order",
     "write_pet",
 ]
 
@@ -64,6 +66,9 @@ class DynamicPET:
     ----------
     data : ndarray, shape (t, x, y, z), float32
         Activity concentration, kBq/mL, time first, then NIfTI voxel order.
+        From :func:`load_pet` it is the time-first view of the file's
+        (x, y, z, t) array, not a transposed copy (x varies fastest in memory;
+        read it as (t, n_voxels) with :func:`frames_by_voxel`).
     affine : ndarray, shape (4, 4)
         Voxel-to-world (mm) transform of the spatial axes.
     timing : FrameTiming
@@ -162,6 +167,39 @@ class DynamicPET:
             if self.nonfinite_mask is not None
             else 0,
         }
+
+
+def voxel_order(pet: np.ndarray) -> str:
+    """Order in which the voxels of ``pet`` (t, x, y, z) lie in memory.
+
+    Returns ``"F"`` when x varies fastest (a time-first view of a NIfTI file's
+    (x, y, z, t) array, as :func:`load_pet` returns without a
+    transposing copy), else ``"C"`` (z fastest, a C-contiguous array).
+    """
+    if pet.ndim != 4:
+        return "C"
+    sx, sy, sz = (abs(s) for s in pet.strides[1:])
+    return "F" if sx < sy < sz else "C"
+
+
+def frames_by_voxel(pet: np.ndarray) -> tuple[np.ndarray, str]:
+    """PET (t, x, y, z) as a (t, n_voxels) matrix, without copying when possible.
+
+    Parameters
+    ----------
+    pet : ndarray, shape (t, x, y, z)
+
+    Returns
+    -------
+    flat : ndarray, shape (t, x * y * z)
+        A view when the spatial axes are contiguous in either order.
+    order : {"C", "F"}
+        How a voxel's column relates to (x, y, z): ``np.ravel_multi_index``
+        with this ``order`` (use ``mask.ravel(order=order)`` and
+        ``column.reshape((x, y, z), order=order)``).
+    """
+    order = voxel_order(pet)
+    return pet.reshape((pet.shape[0], -1), order=order), order
 
 
 def unit_scale_to_kbq_ml(units: str | None, source: str) -> float:
@@ -292,10 +330,20 @@ def load_pet(
 def _scaled_finite(
     data: np.ndarray, scale: float, path: Path
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale to kBq/mL; zero and report NaN/Inf voxels (a new array)."""
-    nonfinite = ~np.isfinite(data)
-    voxel_bad = nonfinite.any(axis=0)
+    """Scale to kBq/mL; zero and report NaN/Inf voxels.
+
+    No transposing copy: ``data`` is the time-first view of the file's
+    (x, y, z, t) array and keeps its memory order (x fastest; see
+    :func:`frames_by_voxel`). For an uncompressed
+    float32 ``.nii`` without NaN and in kBq/mL it stays the copy-on-write
+    memory map nibabel reads, so the scan is never copied; otherwise the
+    scaled or cleaned array is new. The caller's array is never modified.
+    """
+    voxel_bad = np.zeros(data.shape[1:], dtype=bool)
+    for frame in data:  # loop over frames: one frame-sized temporary, not 4D
+        voxel_bad |= ~np.isfinite(frame)
     if voxel_bad.any():
+        nonfinite = ~np.isfinite(data)
         warnings.warn(
             f"{path}: {int(voxel_bad.sum())} voxels hold NaN/Inf in some frame; they "
             "were set to 0 and are excluded from fits (nonfinite_mask).",
@@ -305,7 +353,7 @@ def _scaled_finite(
         data = np.where(nonfinite, np.float32(0), data)
     if scale != 1.0:
         data = data * np.float32(scale)
-    return np.ascontiguousarray(data, dtype=np.float32), voxel_bad
+    return np.asarray(data, dtype=np.float32), voxel_bad  # plain ndarray view
 
 
 def _load_ecat(

@@ -24,11 +24,6 @@ from napari_mor.kinetics.roi import (
     fit_windows,
 )
 from napari_mor.kinetics.srtm import theta_grid
-from napari_mor.kinetics.transient import (
-    TransientFit,
-    fit_transient,
-    iter_fit_transient_blocks,
-)
 from napari_mor.kinetics.voxelwise import (
     auto_block_size,
     estimate_k2p_voxelwise,
@@ -39,6 +34,25 @@ from napari_mor.kinetics.weights import C11_HALF_LIFE_MIN, frame_weights
 
 #: Model names accepted by the fitting functions.
 MODEL_NAMES = tuple(MODELS)
+
+#: Names served lazily from :mod:`napari_mor.kinetics.transient`, which imports
+#: ``scipy.stats`` (~1 s): the steady-state fit path never pays for it.
+_TRANSIENT_NAMES = (
+    "TransientFit",
+    "fit_transient",
+    "iter_fit_transient_blocks",
+    "simulate_target",
+    "simulate_target",
+)
+
+
+def __getattr__(name: str):
+    if name in _TRANSIENT_NAMES:
+        from napari_mor.kinetics import transient
+
+        return getattr(transient, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "C11_HALF_LIFE_MIN",

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.io.pet import frames_by_voxel, voxel_order
 from napari_mor.io.timing import FrameTiming
+
+__all__ = [
+    "MIN_FIT_FRAMES",
+    "as_tac_matrix",
+    "check_not_flat",
+    "check_positive_k2p",
+    "check_reference",
+    "fit_frame_mask",
+    "frames_by_voxel",
+    "voxel_order",
+]
 
 #: Minimum number of frames a regression may use.
 MIN_FIT_FRAMES = 3

@@ -105,7 +105,7 @@ def get_model(model: str) -> ModelSpec:
 
 def make_setup(
     model: str,
-    representative_tac: np.ndarray,
+    representative_tac: np.ndarray | None,
     ref: np.ndarray,
     timing: FrameTiming,
     *,
@@ -120,7 +120,8 @@ def make_setup(
     """Validate options and precompute what every block of a fit shares.
 
     ``representative_tac`` (n_frames,) drives automatic t* (Logan) and
-    noise-equivalent weights: an ROI TAC, or the brain-mask mean for maps.
+    noise-equivalent weights: an ROI TAC, or the brain-mask mean for maps. It
+    may be None when neither is used (t* given, weights not ``"noise"``).
     """
     spec = get_model(model)
     ref = check_reference(ref, timing)

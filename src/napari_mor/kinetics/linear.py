@@ -15,7 +15,7 @@ from napari_mor.io.timing import FrameTiming
 from napari_mor.kinetics._base import Batch, Setup
 from napari_mor.kinetics._checks import MIN_FIT_FRAMES, fit_frame_mask
 from napari_mor.kinetics._linalg import batched_wls, weighted_rss, wls_covariance
-from napari_mor.kinetics.integrate import integrate_from_injection, integration_matrix
+from napari_mor.kinetics.integrate import integrate_from_injection
 
 __all__ = ["logan_t_star"]
 
@@ -30,16 +30,24 @@ def _solve_linear(
     derive: Derive,
     gradients: Derive,
     x: np.ndarray | None = None,
+    sliced: bool = False,
 ) -> Batch:
     """Weighted LS of ``y`` (n_frames, n) on design ``columns`` over the fit frames.
 
     Each column has shape (n_frames,) (shared by all TACs) or (n_frames, n).
+    ``sliced``: ``columns`` and ``y`` already hold only the fit frames (maps,
+    ``full=False``: the other frames are never formed).
     ``derive(beta)`` maps coefficients (n, p) to named parameters (n,);
     ``gradients(beta)`` gives their gradients (n, p) for delta-method SEs.
     """
     mask = setup.fit_mask
-    fit_cols = [c[mask] for c in columns]
-    beta, ok, normal = batched_wls(fit_cols, y[mask], setup.w_fit, want_normal=full)
+    if sliced:
+        if full:
+            raise ValueError("sliced design columns carry no fitted curves")
+        fit_cols, y_fit = columns, y
+    else:
+        fit_cols, y_fit = [c[mask] for c in columns], y[mask]
+    beta, ok, normal = batched_wls(fit_cols, y_fit, setup.w_fit, want_normal=full)
     with np.errstate(divide="ignore", invalid="ignore"):
         params = derive(beta)
     batch = Batch(params=params, ok=ok, n_params=beta.shape[1])
@@ -71,8 +79,8 @@ def _logan_xy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logan-plot coordinates (n_frames, n); NaN where the tissue is <= 0."""
     ref_term = ref_int if not np.isfinite(k2p) else ref_int + ref / k2p
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.where(tac > 0, 1.0 / tac, np.nan)
+    inv = np.full(tac.shape, np.nan)
+    np.divide(1.0, tac, out=inv, where=tac > 0)
     return ref_term[:, None] * inv, tac_int * inv
 
 
@@ -83,8 +91,13 @@ def _basis_vectors(n: int, p: int) -> list[np.ndarray]:
 
 def solve_logan(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
     """Logan reference plot: ``int Ct / Ct = DVR x + b`` for frames after t*."""
-    tac_int = integration_matrix(setup.timing) @ tac
-    x, y = _logan_xy(tac, setup.ref_int, setup.ref, tac_int, setup.k2p_per_min)
+    tac_int = integrate_from_injection(tac, setup.timing)
+    # maps need the plot only on the fit frames (after t*): form just those
+    rows = slice(None) if full else setup.fit_mask
+    x, y = _logan_xy(
+        tac[rows], setup.ref_int[rows], setup.ref[rows], tac_int[rows],
+        setup.k2p_per_min,
+    )  # fmt: skip
 
     def derive(beta):
         return {
@@ -98,7 +111,9 @@ def solve_logan(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
         return {"bp_nd": e_dvr, "dvr": e_dvr, "intercept_min": e_b}
 
     columns = [x, np.ones(x.shape[0])]
-    return _solve_linear(columns, y, setup, full, derive, gradients, x=x)
+    return _solve_linear(
+        columns, y, setup, full, derive, gradients, x=x, sliced=not full
+    )
 
 
 def _bp_gradient(g1: np.ndarray, g2: np.ndarray, p: int) -> np.ndarray:
@@ -109,7 +124,7 @@ def _bp_gradient(g1: np.ndarray, g2: np.ndarray, p: int) -> np.ndarray:
 
 def solve_mrtm(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
     """MRTM: ``Ct = g1 int Cref + g2 int Ct + g3 Cref``."""
-    tac_int = integration_matrix(setup.timing) @ tac
+    tac_int = integrate_from_injection(tac, setup.timing)
 
     def derive(beta):
         g1, g2, g3 = beta.T
@@ -140,7 +155,7 @@ def solve_mrtm(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
 def solve_mrtm2(tac: np.ndarray, setup: Setup, full: bool) -> Batch:
     """MRTM2: ``Ct = g1 (int Cref + Cref / k2') + g2 int Ct`` with k2' fixed."""
     k2p = setup.k2p_per_min
-    tac_int = integration_matrix(setup.timing) @ tac
+    tac_int = integrate_from_injection(tac, setup.timing)
 
     def derive(beta):
         g1, g2 = beta.T

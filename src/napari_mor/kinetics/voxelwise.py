@@ -8,6 +8,7 @@ import numpy as np
 
 from napari_mor._errors import MorError
 from napari_mor.io.timing import FrameTiming
+from napari_mor.kinetics._checks import frames_by_voxel, voxel_order
 from napari_mor.kinetics._setup import get_model, make_setup
 from napari_mor.kinetics.results import MapResult
 
@@ -18,7 +19,7 @@ MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 1024, 65536
 
 
 def _check_pet_mask(
-    pet: np.ndarray, mask: np.ndarray, timing: FrameTiming
+    pet: np.ndarray, mask: np.ndarray, timing: FrameTiming, order: str = "C"
 ) -> np.ndarray:
     if pet.ndim != 4 or pet.shape[0] != timing.n_frames:
         raise MorError(
@@ -31,21 +32,30 @@ def _check_pet_mask(
             f"Brain mask has shape {mask.shape} but the PET volume is {pet.shape[1:]}; "
             "resample the mask onto the PET grid first."
         )
-    indices = np.flatnonzero(mask.ravel() != 0)
+    indices = np.flatnonzero(mask.ravel(order=order) != 0)
     if indices.size == 0:
         raise MorError("The brain mask is empty; give a mask with at least one voxel.")
     return indices
 
 
+#: Float64 work space of one block: small enough to stay in cache (measured on
+#: 128x128x63x29: linear maps ~25 % faster than with one PET's worth of work
+#: space, BF-SRTM ~15 %), large enough that per-block overhead is negligible.
+BLOCK_WORK_BYTES = 32 * 2**20
+
+
 def auto_block_size(pet: np.ndarray, n_theta: int = 0) -> int:
-    """Voxels per block so that the float64 work space is about ``pet.nbytes``.
+    """Voxels per block so that the float64 work space stays cache-sized.
 
     A block needs roughly ``8 * (12 n_frames + 8 n_theta)`` bytes per voxel
     (copies of the TACs, integrals and design columns; for basis functions
-    the (n_theta, n) projections), clipped to [1024, 65536] voxels.
+    the (n_theta, n) projections). The work space is the smaller of
+    ``pet.nbytes`` and :data:`BLOCK_WORK_BYTES`, and the result is clipped to
+    [1024, 65536] voxels.
     """
     per_voxel = 8 * (12 * pet.shape[0] + 8 * n_theta)
-    return int(np.clip(pet.nbytes // per_voxel, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE))
+    work = min(int(pet.nbytes), BLOCK_WORK_BYTES)
+    return int(np.clip(work // per_voxel, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE))
 
 
 def _masked_mean_tac(
@@ -53,7 +63,8 @@ def _masked_mean_tac(
 ) -> np.ndarray:
     total = np.zeros(flat.shape[0])
     for start in range(0, indices.size, block_size):
-        block = flat[:, indices[start : start + block_size]].astype(np.float64)
+        block = np.take(flat, indices[start : start + block_size], axis=1)
+        block = block.astype(np.float64)
         total += np.nansum(block, axis=1)
     return total / indices.size
 
@@ -98,8 +109,8 @@ def iter_fit_blocks(
     bp_range : (float, float)
         Fits with BP_ND outside ``(low, high]`` count as failed (NaN).
     block_size : int, optional
-        Voxels per block; bounds the working memory. Default: about one PET
-        array's worth of float64 work space (:func:`auto_block_size`).
+        Voxels per block; bounds the working memory. Default: a cache-sized
+        float64 work space (:func:`auto_block_size`).
 
     Returns
     -------
@@ -117,12 +128,17 @@ def iter_fit_blocks(
             f"Model {model!r} is nonlinear and fitted per ROI only; for maps use "
             "'srtm-bf' (basis-function SRTM) or a linear model."
         )
-    indices = _check_pet_mask(pet, mask, timing)
+    indices = _check_pet_mask(pet, mask, timing, voxel_order(pet))
     if block_size is None:
         block_size = auto_block_size(pet, n_theta if spec.basis else 0)
     block_size = max(int(block_size), 1)
-    flat = pet.reshape(pet.shape[0], -1)
-    mean_tac = _masked_mean_tac(flat, indices, block_size)
+    flat, order = frames_by_voxel(pet)
+    # the mask's mean TAC drives only automatic t* and noise weights: skip the
+    # extra pass over the voxels when neither is asked for
+    needs_mean = (model == "logan" and t_star_min is None) or (
+        isinstance(weights, str) and weights == "noise"
+    )
+    mean_tac = _masked_mean_tac(flat, indices, block_size) if needs_mean else None
     if spec.k2p == "required" and k2p_per_min is None:
         k2p_per_min = estimate_k2p_voxelwise(
             pet,
@@ -152,7 +168,9 @@ def iter_fit_blocks(
         "theta_range_per_min": tuple(theta_range_per_min) if spec.basis else None,
         "n_theta": int(n_theta) if spec.basis else None,
     }
-    return _fit_blocks(flat, pet.shape[1:], indices, setup, spec, block_size, info)
+    return _fit_blocks(
+        flat, pet.shape[1:], indices, setup, spec, block_size, info, order
+    )
 
 
 def _fit_blocks(
@@ -163,8 +181,12 @@ def _fit_blocks(
     spec,
     block_size: int,
     info: dict,
+    order: str = "C",
 ) -> Generator[tuple[int, int], None, MapResult]:
     """The block loop of :func:`iter_fit_blocks` (inputs already validated).
+
+    ``flat`` (n_frames, n_voxels) lists the voxels in ``order`` ("C" or "F",
+    see :func:`frames_by_voxel`); the maps are returned in (x, y, z) shape.
 
     BLAS runs single-threaded inside each block: the work is many tiny batched
     solves, where BLAS threads only add overhead, and a fit running in a napari
@@ -179,7 +201,9 @@ def _fit_blocks(
     for start in range(0, indices.size, block_size):  # loop over blocks of voxels
         idx = indices[start : start + block_size]
         with blas.limit(limits=1, user_api="blas"):
-            batch = spec.map_solver(flat[:, idx].astype(np.float64), setup, False)
+            # np.take: a C-ordered block (fancy indexing gives F order), 2x faster
+            block = np.take(flat, idx, axis=1).astype(np.float64)
+            batch = spec.map_solver(block, setup, False)
         bp = batch.params["bp_nd"]
         with np.errstate(invalid="ignore"):
             good = batch.ok & (bp > low) & (bp <= high)
@@ -189,7 +213,9 @@ def _fit_blocks(
             out[name][idx[good]] = batch.params[name][good]
         yield start + idx.size, indices.size
     return MapResult(
-        maps={name: arr.reshape(spatial_shape) for name, arr in out.items()},
+        maps={
+            name: arr.reshape(spatial_shape, order=order) for name, arr in out.items()
+        },
         model=spec.name,
         n_voxels=int(indices.size),
         n_failed=n_failed,

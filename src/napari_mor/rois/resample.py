@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from napari_mor._errors import MorError, MorWarning
 from napari_mor.io.volume import LabelImage
@@ -214,6 +213,8 @@ def resample_labels(
         raise MorError(f"on_empty must be 'raise' or 'drop'; got {on_empty!r}.")
     _check_overlap(labels, shape, affine, target_name)
     mapping = _target_to_source(source_affine, affine)
+    from scipy import ndimage  # lazy: ~0.15 s, only when grids differ
+
     data = ndimage.affine_transform(
         np.asarray(labels.data, dtype=np.int32),
         mapping[:3, :3],
@@ -406,6 +407,8 @@ def label_fractions(
     sub[:3, 3] = -(n_sub - 1) / (2.0 * n_sub)
     sub_affine = affine @ sub
     mapping = _target_to_source(source_affine, sub_affine)
+    from scipy import ndimage  # lazy: ~0.15 s
+
     fine = ndimage.affine_transform(
         np.asarray(labels.data, dtype=np.int32),
         mapping[:3, :3],

@@ -132,7 +132,7 @@ def extract_tacs(pet: DynamicPET, labels: LabelImage) -> TacTable:
     flat_labels = label_data.ravel()
     inside = flat_labels != 0
     index = np.searchsorted(present, flat_labels[inside])
-    frames = pet.data.reshape(pet.n_frames, -1)[:, inside].astype(np.float64)
+    frames = _frames_of_voxels(pet.data, np.flatnonzero(inside), label_data.shape)
     n_regions = present.size
     counts = np.bincount(index, minlength=n_regions).astype(np.float64)
     sums = np.stack([np.bincount(index, frame, n_regions) for frame in frames])
@@ -173,6 +173,19 @@ def write_tacs_tsv(table: TacTable, path: str | Path) -> Path:
         rows.append(row)
     path = write_rows_tsv(rows, header, path)
     return path
+
+
+def _frames_of_voxels(data: np.ndarray, columns: np.ndarray, shape) -> np.ndarray:
+    """Frames x voxels (float64) of the voxels at C-order ``columns``, without a
+    copy of the whole scan (the PET may be stored in file, Fortran, order)."""
+    from napari_mor.io.pet import frames_by_voxel
+
+    flat, order = frames_by_voxel(data)
+    if order == "F":
+        columns = np.ravel_multi_index(
+            np.unravel_index(columns, shape), shape, order="F"
+        )
+    return np.take(flat, columns, axis=1).astype(np.float64)
 
 
 def read_tacs_tsv(path: str | Path) -> TacTable:

@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from napari_mor._errors import MorError
-from napari_mor.defaults import MIN_BP_BASE
+from napari_mor.defaults import (
+    DEFAULT_PCT_DELTA_ESTIMATOR,
+    MIN_BP_BASE,
+    PCT_DELTA_ESTIMATORS,
+)
 from napari_mor.io._nifti import read_map_sidecar
 from napari_mor.io.volume import LabelImage
 from napari_mor.kinetics import RoiFit
@@ -79,6 +83,15 @@ class DeltaRequest:
     rois_out : str, optional
         Per-ROI table (``.tsv``, :data:`DELTA_COLUMNS`): delta-BP and percent
         delta-BP from the region means of the two maps (:func:`roi_mean_delta`).
+    bids_out : str, optional
+        A BIDS derivatives folder: the maps (and ``rois_out`` with labels) get
+        BEP023 names there, from the baseline map's BEP023 name
+        (``..._meas-deltaBPND_mimap.nii.gz``, ``..._meas-pctdeltaBPND_...``,
+        ``..._desc-delta_kinpar.tsv``).
+    pct_estimator : {"guided-ratio", "smoothed-ratio", "voxel-ratio"}
+        How the percent map is made (:func:`napari_mor.delta_estimators.pct_delta_map`):
+        the default regularises numerator and denominator so that region means
+        of the map agree with the ratio of region means under noise.
     """
 
     baseline_path: str | None = None
@@ -89,8 +102,15 @@ class DeltaRequest:
     labels_path: str | None = None
     lut_path: str | None = None
     rois_out: str | None = None
+    pct_estimator: str = DEFAULT_PCT_DELTA_ESTIMATOR
+    bids_out: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pct_estimator not in PCT_DELTA_ESTIMATORS:
+            raise MorError(
+                f"Unknown percent delta-BP estimator {self.pct_estimator!r}; choose "
+                f"one of {', '.join(PCT_DELTA_ESTIMATORS)}."
+            )
         if not (np.isfinite(self.min_bp_base) and self.min_bp_base >= 0):
             raise MorError(
                 f"The minimum baseline BP_ND must be a number >= 0; got "
@@ -103,9 +123,11 @@ class DeltaRequest:
             "delta",
             self.baseline_path or "BASELINE_BP.nii.gz",
             self.challenge_path or "CHALLENGE_BP.nii.gz",
-            "--out",
-            self.out or "DELTA.nii.gz",
         ]
+        if self.bids_out:
+            args += ["--bids-out", self.bids_out]
+        else:
+            args += ["--out", self.out or "DELTA.nii.gz"]
         if self.percent_out:
             args += ["--percent", self.percent_out]
         if self.min_bp_base != MIN_BP_BASE:
@@ -116,7 +138,37 @@ class DeltaRequest:
             args += ["--lut", self.lut_path]
         if self.rois_out:
             args += ["--rois", self.rois_out]
+        if self.pct_estimator != DEFAULT_PCT_DELTA_ESTIMATOR:
+            args += ["--pct-estimator", self.pct_estimator]
         return args
+
+    def with_bids_names(self) -> DeltaRequest:
+        """This request with its outputs named as BEP023 derivatives in ``bids_out``."""
+        from dataclasses import replace
+
+        from napari_mor.io.bids_derivatives import (
+            derivative_folder,
+            parse_bids_map_name,
+        )
+
+        parsed = parse_bids_map_name(self.baseline_path or "")
+        if parsed is None or parsed["meas"] != "BPND":
+            raise MorError(
+                f"--bids-out names the delta maps after the baseline map, which must "
+                f"have a BEP023 name (<source>_model-<MODEL>_meas-BPND_desc-baseline_"
+                f"mimap.nii.gz, as 'napari-mor fit --bids-out' writes); got "
+                f"{self.baseline_path}. Use --out instead."
+            )
+        folder = derivative_folder(self.bids_out, parsed["stem"])
+        base = f"{parsed['stem']}_model-{parsed['model']}"
+        return replace(
+            self,
+            out=str(folder / f"{base}_meas-deltaBPND_mimap.nii.gz"),
+            percent_out=str(folder / f"{base}_meas-pctdeltaBPND_mimap.nii.gz"),
+            rois_out=str(folder / f"{base}_desc-delta_kinpar.tsv")
+            if self.labels_path
+            else None,
+        )
 
     def command_line(self) -> str:
         """The equivalent shell command."""
@@ -154,6 +206,7 @@ def compute_delta(
     sources: Mapping[str, str | Path | None] | None = None,
     provenance: Mapping[str, Mapping | None] | None = None,
     min_bp_base: float = MIN_BP_BASE,
+    pct_estimator: str = DEFAULT_PCT_DELTA_ESTIMATOR,
 ) -> DeltaResult:
     """Delta-BP and percent delta-BP of two BP_ND maps on one grid, with provenance.
 
@@ -171,13 +224,17 @@ def compute_delta(
         (default: read from the sidecars of ``sources``).
     min_bp_base : float
         Percent delta is NaN where BP_baseline < this.
+    pct_estimator : str
+        See :func:`napari_mor.delta_estimators.pct_delta_map` (recorded in the
+        provenance as ``PctDeltaEstimator`` and ``PctDeltaDefinition``).
 
     Returns
     -------
     DeltaResult
     """
+    from napari_mor.delta_estimators import pct_delta_description, pct_delta_map
     from napari_mor.io.grid import same_grid
-    from napari_mor.maps import delta_bp, map_provenance, pct_delta_bp
+    from napari_mor.maps import delta_bp, map_provenance
 
     if not same_grid(np.shape(bp_base), affine, np.shape(bp_chal), challenge_affine):
         raise MorError(
@@ -198,10 +255,14 @@ def compute_delta(
         Baseline=inputs["baseline"],
         Challenge=inputs["challenge"],
         MinBPBase=float(min_bp_base),
+        **pct_delta_description(pct_estimator),
+    )
+    pct = pct_delta_map(
+        bp_base, bp_chal, affine, estimator=pct_estimator, min_bp_base=min_bp_base
     )
     return DeltaResult(
         delta_bp_nd=delta_bp(bp_base, bp_chal),
-        pct_delta_bp_nd=pct_delta_bp(bp_base, bp_chal, min_bp_base),
+        pct_delta_bp_nd=pct,
         affine=np.asarray(affine, dtype=np.float64),
         provenance=prov,
     )
@@ -225,6 +286,8 @@ def run_delta(request: DeltaRequest) -> list[Path]:
 
     if request.baseline_path is None or request.challenge_path is None:
         raise MorError("Give the baseline and the challenge BP_ND maps.")
+    if request.bids_out:
+        request = request.with_bids_names()
     outs = [p for p in (request.out, request.percent_out) if p]
     if not outs:
         raise MorError("Give an output file (--out DELTA.nii.gz).")
@@ -259,6 +322,7 @@ def run_delta(request: DeltaRequest) -> list[Path]:
             "challenge": request.challenge_path,
         },
         min_bp_base=request.min_bp_base,
+        pct_estimator=request.pct_estimator,
     )
     written = []
     if request.out:
@@ -281,6 +345,10 @@ def run_delta(request: DeltaRequest) -> list[Path]:
         )
     if request.rois_out:
         written.append(write_roi_delta(request, base, chal, result))
+    if request.bids_out:
+        from napari_mor.io.bids_derivatives import write_dataset_description
+
+        write_dataset_description(request.bids_out)
     return written
 
 
@@ -412,7 +480,8 @@ def delta_rows_from_fits(
     Parameters
     ----------
     fits : mapping of str to list of RoiFit
-        Must hold ``"baseline"`` and ``"challenge"``.
+        Must hold ``"baseline"`` and ``"challenge"``, or the release model's
+        ``"scan"`` (its BP_ND before and after the onset).
     labels : sequence of int
         ROI label values, in fit order.
     n_voxels : sequence of int, optional
@@ -422,13 +491,19 @@ def delta_rows_from_fits(
     """
     from napari_mor.maps import delta_bp, pct_delta_bp
 
-    if "baseline" not in fits or "challenge" not in fits:
+    if "scan" in fits and hasattr(fits["scan"][0], "bp_nd_challenge"):
+        per_roi = fits["scan"]  # the release model: BP_ND before and after the onset
+        base = np.array([f.bp_nd for f in per_roi])
+        chal = np.array([f.bp_nd_challenge for f in per_roi])
+    elif "baseline" not in fits or "challenge" not in fits:
         raise MorError(
             f"Delta-BP needs 'baseline' and 'challenge' conditions; the fit has "
             f"{list(fits)}."
         )
-    base = np.array([f.bp_nd for f in fits["baseline"]])
-    chal = np.array([f.bp_nd for f in fits["challenge"]])
+    else:
+        per_roi = fits["baseline"]
+        base = np.array([f.bp_nd for f in per_roi])
+        chal = np.array([f.bp_nd for f in fits["challenge"]])
     delta = delta_bp(base, chal)
     pct = pct_delta_bp(base, chal, min_bp_base)
     counts = np.full(base.size, -1) if n_voxels is None else np.asarray(n_voxels)
@@ -443,6 +518,6 @@ def delta_rows_from_fits(
             "bp_nd_challenge": float(c),
         }
         for fit, label, n, d, p, b, c in zip(
-            fits["baseline"], labels, counts, delta, pct, base, chal, strict=True
+            per_roi, labels, counts, delta, pct, base, chal, strict=True
         )
     ]

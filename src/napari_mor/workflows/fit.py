@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_mor._errors import MorError
+from napari_mor.defaults import RELEASE_MODEL
 from napari_mor.io.timing import FrameTiming
 from napari_mor.kinetics import RoiFit
 from napari_mor.workflows.fit_data import (
@@ -61,6 +62,8 @@ __all__ = [
     "resolve_reference",
     "roi_tacs",
     "shared_k2p",
+    "table_columns",
+    "tacs_of_table",
     "uptake_mask",
 ]
 
@@ -93,8 +96,10 @@ class RoiFitResult:
 
     Attributes
     ----------
-    fits : dict of str to list of RoiFit
-        Per condition, one fit per ROI (order of ``tacs[condition].names``).
+    fits : dict of str to list of RoiFit (or TransientFit)
+        Per condition, one fit per ROI (order of ``tacs[condition].names``);
+        the release model has one condition, ``scan``, of
+        :class:`~napari_mor.kinetics.transient.TransientFit`.
     tacs : dict of str to RoiTacs
         The TACs fitted, per condition.
     k2p : K2pChoice
@@ -109,6 +114,11 @@ class RoiFitResult:
     k2p: K2pChoice
     reference: str
     warnings: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> str:
+        """The model fitted."""
+        return next(iter(self.fits.values()))[0].model
 
     @property
     def labels(self) -> list[int]:
@@ -153,11 +163,21 @@ def fit_rois(request: FitRequest, data: FitData) -> RoiFitResult:
     return _fit_windows(request, roi_tacs(data), k2p, data.reference_description)
 
 
-def _fit_windows(request, scan_tacs, k2p, reference: str) -> RoiFitResult:
-    """Fit the conditions (windows, or the whole scan) of one scan's TACs."""
+def _fit_windows(
+    request, scan_tacs, k2p, reference: str, *, n_boot: int | None = None
+) -> RoiFitResult:
+    """Fit the conditions (windows, or the whole scan) of one scan's TACs.
+
+    ``n_boot``: bootstrap replicates of the release model's test (None: its
+    default).
+    """
     from napari_mor import kinetics
     from napari_mor.workflows.validity import check_roi_fits
 
+    if request.model == RELEASE_MODEL:
+        from napari_mor.workflows.release import fit_release_tacs
+
+        return fit_release_tacs(request, scan_tacs, k2p, reference, n_boot=n_boot)
     options = request.model_options(k2p)
     fits = {
         condition: kinetics.fit_roi(
@@ -178,9 +198,9 @@ def _fit_windows(request, scan_tacs, k2p, reference: str) -> RoiFitResult:
 def fit_rois_from_table(request: FitRequest) -> RoiFitResult:
     """ROI fits of a TAC table (``request.tacs_path``): no images needed.
 
-    The reference is the column named by ``request.reference`` (exact name, or a
-    text it contains; default the column named like "occipital"); every other
-    region column is a target. k2' follows the same policy as for images
+    The reference is the column named by ``request.reference`` (see
+    :func:`tacs_of_table`); every other region column is a target. k2' follows
+    the same policy as for images
     (:func:`~napari_mor.workflows.k2p_policy.shared_k2p_of_tacs`).
 
     Parameters
@@ -193,9 +213,21 @@ def fit_rois_from_table(request: FitRequest) -> RoiFitResult:
     RoiFitResult
         Labels are the columns' order (1..n).
     """
+    from napari_mor.workflows.k2p_policy import shared_k2p_of_tacs
+
+    tacs, reference = tacs_of_table(request)
+    k2p = shared_k2p_of_tacs(request, tacs)
+    return _fit_windows(request, tacs, k2p, reference)
+
+
+def tacs_of_table(request: FitRequest) -> tuple[RoiTacs, str]:
+    """The target and reference TACs of a TAC table, and the reference's description.
+
+    The reference is the column named by ``request.reference`` (exact name, or a
+    text it contains; default the column named like "occipital").
+    """
     from napari_mor.defaults import DEFAULT_REFERENCE_HINT
     from napari_mor.rois.tacs import read_tacs_tsv
-    from napari_mor.workflows.k2p_policy import shared_k2p_of_tacs
 
     table = read_tacs_tsv(request.tacs_path)
     _check_windows_in_scan(request.windows_min, table.timing)
@@ -219,12 +251,25 @@ def fit_rois_from_table(request: FitRequest) -> RoiFitResult:
         n_voxels=table.n_voxels[keep],
         timing=table.timing,
     )
-    k2p = shared_k2p_of_tacs(request, tacs)
-    return _fit_windows(request, tacs, k2p, f"column {ref_name}")
+    return tacs, f"column {ref_name}"
+
+
+def table_columns(model: str) -> tuple[str, ...]:
+    """Columns of the ROI table of a model (:data:`FIT_COLUMNS`, or the release
+    model's :data:`~napari_mor.workflows.release.RELEASE_COLUMNS`)."""
+    if model == RELEASE_MODEL:
+        from napari_mor.workflows.release import RELEASE_COLUMNS
+
+        return RELEASE_COLUMNS
+    return FIT_COLUMNS
 
 
 def fit_table_rows(result: RoiFitResult) -> list[dict]:
-    """One row per ROI and condition (columns :data:`FIT_COLUMNS`)."""
+    """One row per ROI and condition (columns :func:`table_columns` of the model)."""
+    if result.model == RELEASE_MODEL:
+        from napari_mor.workflows.release import release_table_rows
+
+        return release_table_rows(result)
     rows = []
     for condition, per_roi in result.fits.items():
         for fit, label in zip(per_roi, result.labels, strict=True):

@@ -32,10 +32,12 @@ __all__ = [
     "MapJob",
     "MapPlan",
     "MapProgress",
+    "denoised_pet",
     "fit_maps_now",
     "iter_fit_maps",
     "map_output_paths",
     "map_provenance_of",
+    "model_has_maps",
     "plan_maps",
     "write_fit_maps",
 ]
@@ -117,6 +119,14 @@ class MapProgress(NamedTuple):
         return (self.index + self.done / max(self.total, 1)) / max(self.n_jobs, 1)
 
 
+def model_has_maps(model: str) -> bool:
+    """Whether a model has a voxelwise fit (``srtm`` is ROI-only)."""
+    from napari_mor.defaults import RELEASE_MODEL
+    from napari_mor.kinetics import MODELS
+
+    return model == RELEASE_MODEL or MODELS[model].map_solver is not None
+
+
 def plan_maps(request: FitRequest, data: FitData) -> MapPlan:
     """Check a request for maps and fix its mask, reference TACs and shared k2'.
 
@@ -131,9 +141,7 @@ def plan_maps(request: FitRequest, data: FitData) -> MapPlan:
     -------
     MapPlan
     """
-    from napari_mor.kinetics import MODELS
-
-    if MODELS[request.model].map_solver is None:
+    if not model_has_maps(request.model):
         raise MorError(
             f"Model {request.model!r} is fitted per ROI only; for maps choose "
             "'srtm-bf' (basis-function SRTM) or a linear model."
@@ -163,11 +171,23 @@ def plan_maps(request: FitRequest, data: FitData) -> MapPlan:
     )
 
 
+#: Said with every voxelwise release-model fit (measured in docs/transient.md).
+RELEASE_MAP_WARNING = (
+    "Voxelwise lp-ntPET uses the linear estimator, which is strongly biased by voxel "
+    "noise (BP_ND and %delta-BP off by tens of percent at voxel noise 0.08, many "
+    "voxels failed); read the change from ROI fits (Fit ROIs / --rois-only), or "
+    "denoise first (--denoise nlm) and treat the maps as qualitative."
+)
+
+
 def _mean_tac_warnings(request: FitRequest, jobs, mask) -> tuple[str, ...]:
     """Model-validity warnings of the maps, checked on the mask's mean TAC."""
+    from napari_mor.defaults import RELEASE_MODEL
     from napari_mor.rois.tacs import mask_mean_tac
     from napari_mor.workflows.validity import RATIO_DRIFT, ratio_drift
 
+    if request.model == RELEASE_MODEL:
+        return (RELEASE_MAP_WARNING,)
     if request.model != "ratio":
         return ()
     warnings = []
@@ -211,22 +231,9 @@ def iter_fit_maps(
     results : dict of str to MapResult
         Per condition (the generator's return value).
     """
-    from napari_mor.kinetics import iter_fit_blocks
-
-    request = plan.request
-    options = request.model_options(plan.k2p)
     results: dict[str, MapResult] = {}
     for index, job in enumerate(plan.jobs):
-        blocks = iter_fit_blocks(
-            job.pet.data,
-            plan.mask,
-            job.ref_kbq_ml,
-            job.pet.timing,
-            request.model,
-            window=job.window_min,
-            block_size=block_size,
-            **options,
-        )
+        blocks = _job_blocks(plan, job, block_size)
         while True:
             try:
                 done, total = next(blocks)
@@ -235,6 +242,63 @@ def iter_fit_maps(
                 break
             yield MapProgress(index, len(plan.jobs), done, total, job.condition)
     return results
+
+
+def _job_blocks(plan: MapPlan, job: MapJob, block_size: int | None):
+    """The block generator of one job: the model's voxelwise fit."""
+    from napari_mor.defaults import RELEASE_MODEL
+    from napari_mor.kinetics import iter_fit_blocks
+
+    request = plan.request
+    options = request.model_options(plan.k2p)
+    pet = denoised_pet(request, job.pet, plan.mask)
+    if request.model == RELEASE_MODEL:
+        from napari_mor.kinetics.transient import iter_fit_transient_blocks
+
+        sizes = {} if block_size is None else {"block_size": block_size}
+        return iter_fit_transient_blocks(
+            pet, plan.mask, job.ref_kbq_ml, job.pet.timing, **options, **sizes
+        )
+    return iter_fit_blocks(
+        pet,
+        plan.mask,
+        job.ref_kbq_ml,
+        job.pet.timing,
+        request.model,
+        window=job.window_min,
+        block_size=block_size,
+        **options,
+    )
+
+
+def denoised_pet(request: FitRequest, pet: DynamicPET, mask: np.ndarray) -> np.ndarray:
+    """The PET array a map job fits: denoised inside the map mask when asked.
+
+    Parameters
+    ----------
+    request : FitRequest
+        ``denoise`` and ``denoise_fwhm_mm``.
+    pet : DynamicPET
+    mask : ndarray of bool, shape (x, y, z)
+        Voxels filtered (and used by the filter); others keep their values.
+
+    Returns
+    -------
+    data : ndarray, shape (t, x, y, z), float32
+        ``pet.data`` itself without denoising (never modified), else a new array.
+    """
+    if request.denoise == "none":
+        return pet.data
+    from napari_mor.denoise import denoise_pet
+
+    return denoise_pet(
+        pet.data,
+        pet.affine,
+        method=request.denoise,
+        fwhm_mm=request.denoise_fwhm_mm,
+        mask=mask,
+        frame_duration_s=pet.timing.frame_duration_s,
+    )
 
 
 def fit_maps_now(

@@ -35,9 +35,10 @@ class K2pChoice:
 
 
 def _model_uses_k2p(model: str) -> bool:
+    from napari_mor.defaults import RELEASE_MODEL
     from napari_mor.kinetics import MODELS
 
-    return MODELS[model].k2p != "no"
+    return model == RELEASE_MODEL or MODELS[model].k2p != "no"
 
 
 def _window_text(window: tuple[float, float] | None) -> str:

@@ -18,7 +18,18 @@ if TYPE_CHECKING:
     from napari_mor.workflows.fit_maps import MapPlan
 
 #: Parameter maps written beside the BP_ND map, by file tag: OUT_<tag>.nii.gz.
-EXTRA_MAP_TAGS = {"r1": "R1", "k2_per_min": "k2", "k2p_per_min": "k2p", "dvr": "DVR"}
+#: The release model's maps: BP_ND after the onset, %delta-BP, onset, peak, p.
+EXTRA_MAP_TAGS = {
+    "r1": "R1",
+    "k2_per_min": "k2",
+    "k2p_per_min": "k2p",
+    "dvr": "DVR",
+    "bp_nd_challenge": "BPchallenge",
+    "pct_delta_bp_nd": "pctdelta",
+    "onset_min": "onset",
+    "peak_min": "peak",
+    "p_release": "prelease",
+}
 
 
 def map_provenance_of(
@@ -80,9 +91,19 @@ def map_provenance_of(
             if plan.data.pvc is not None
             else {}
         ),
+        **_denoising_of(request),
         **notes,
         **extra,
     )
+
+
+def _denoising_of(request) -> dict:
+    """``{"Denoising": ...}`` when the PET was denoised before the fit."""
+    if request.denoise == "none":
+        return {}
+    from napari_mor.denoise import denoise_provenance
+
+    return denoise_provenance(request.denoise, request.denoise_fwhm_mm)
 
 
 def map_output_paths(out: str | Path, conditions, tags=()) -> dict:
@@ -141,22 +162,16 @@ def write_fit_maps(
     from napari_mor.maps import write_map
 
     affine = plan.data.pet.affine
-    paths = map_output_paths(out, results, tuple(EXTRA_MAP_TAGS.values()))
+    request = plan.request
+    bids = request.bids_out is not None
+    paths = fit_output_paths(request, list(results), out)
     # read before writing: a .nii/.nii.gz twin shares the sidecar written below
-    previous = _previous_fit_maps(Path(out))
-    marker = {_FIT_OUTPUT_KEY: Path(out).name}
+    previous = [] if bids else _previous_fit_maps(Path(out))
+    marker = _bids_fields(plan) if bids else {_FIT_OUTPUT_KEY: Path(out).name}
     written = []
     for condition, result in results.items():
         prov = map_provenance_of(plan, condition, result)
-        written.append(
-            write_map(
-                paths[(condition, None)],
-                result.maps["bp_nd"],
-                affine,
-                {**prov, "Quantity": "bp_nd", **marker},
-            )
-        )
-        for key, tag in EXTRA_MAP_TAGS.items():
+        for key, tag in {"bp_nd": None, **EXTRA_MAP_TAGS}.items():
             if key in result.maps:
                 written.append(
                     write_map(
@@ -167,7 +182,106 @@ def write_fit_maps(
                     )
                 )
     _remove_stale_fit_maps(previous, written)
+    if bids:
+        from napari_mor.io.bids_derivatives import write_dataset_description
+
+        write_dataset_description(request.bids_out)
     return written
+
+
+def fit_output_paths(request, conditions, out=None) -> dict:
+    """Map paths of a fit: ``{(condition, tag): path}``, tag None the BP_ND map.
+
+    :func:`map_output_paths` of ``out`` (default ``request.out``), or with
+    ``request.bids_out`` the BEP023 names in that derivatives folder
+    (``desc-<condition>`` when there are several conditions).
+    """
+    tags = tuple(EXTRA_MAP_TAGS.values())
+    if request.bids_out is None:
+        return map_output_paths(out or request.out, conditions, tags)
+    from napari_mor.io.bids_derivatives import (
+        bids_map_name,
+        derivative_folder,
+        source_stem,
+    )
+
+    stem = source_stem(request.pet_path or "")
+    folder = derivative_folder(request.bids_out, stem)
+    conditions = list(conditions)
+    quantity_of = {tag: key for key, tag in EXTRA_MAP_TAGS.items()}
+    return {
+        (condition, tag): folder
+        / bids_map_name(
+            stem,
+            request.model,
+            quantity_of.get(tag, "bp_nd"),
+            condition if len(conditions) > 1 else None,
+        )
+        for condition in conditions
+        for tag in (None, *tags)
+    }
+
+
+def roi_table_path(request) -> Path:
+    """The ROI table of a fit: ``request.out``, or with ``request.bids_out`` the
+    BEP023 ``<source>_model-<MODEL>_kinpar.tsv``."""
+    if request.bids_out is None:
+        return Path(request.out)
+    from napari_mor.io.bids_derivatives import kinpar_path, source_stem
+
+    return kinpar_path(
+        request.bids_out, source_stem(request.pet_path or ""), request.model
+    )
+
+
+def write_roi_table(request, result) -> Path:
+    """Write the ROI table of a fit result (and, for BIDS, its JSON sidecar).
+
+    Parameters
+    ----------
+    request : FitRequest
+    result : RoiFitResult
+
+    Returns
+    -------
+    path : Path
+        The TSV written (:func:`roi_table_path`).
+    """
+    from napari_mor.io.tables import write_rows_tsv
+    from napari_mor.workflows.fit import fit_table_rows, table_columns
+
+    path = roi_table_path(request)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_rows_tsv(fit_table_rows(result), table_columns(request.model), path)
+    if request.bids_out is not None:
+        from napari_mor.io.bids_derivatives import (
+            bids_sidecar_fields,
+            write_dataset_description,
+        )
+        from napari_mor.io.writers import write_json
+
+        fields = bids_sidecar_fields(
+            request.model, result.reference, request.command_line()
+        )
+        write_json(
+            path.with_suffix(".json"),
+            {
+                **fields,
+                "K2PrimeSource": result.k2p.source,
+                "Warnings": list(result.warnings),
+            },
+        )
+        write_dataset_description(request.bids_out)
+    return path
+
+
+def _bids_fields(plan) -> dict:
+    from napari_mor.io.bids_derivatives import bids_sidecar_fields
+
+    request = plan.request
+    return bids_sidecar_fields(
+        request.model, plan.data.reference_description, request.command_line()
+    )
 
 
 #: Sidecar key of the maps written by :func:`write_fit_maps`: the ``out`` name of

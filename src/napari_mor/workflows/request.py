@@ -11,10 +11,17 @@ import numpy as np
 from napari_mor._errors import MorError
 from napari_mor.defaults import (
     DEFAULT_MODEL,
-    MODEL_NAMES,
+    DENOISE_METHODS,
+    FIT_MODELS,
+    RELEASE_MODEL,
+    RELEASE_SHAPES,
     TWO_SCAN_CONDITIONS,
     WEIGHTINGS,
 )
+
+#: With the release model and a searched onset, k2' is estimated on the frames
+#: before this time (minutes from injection), where the onset search starts.
+RELEASE_SEARCH_START_MIN = 20.0
 
 #: Partial-volume corrections (``--pvc``): none; GTM regional TACs; RBV or
 #: iterative-Yang images for maps (ROI fits use GTM TACs with every method).
@@ -57,7 +64,8 @@ class FitRequest:
     Parameters
     ----------
     model : str
-        One of :data:`napari_mor.defaults.MODEL_NAMES`.
+        One of :data:`napari_mor.defaults.FIT_MODELS`: a reference-region model,
+        or ``"lpntpet"``, the within-scan release model (one scan, no windows).
     reference : int or str, optional
         Reference region: a label value, or a region name (exact LUT name, or a
         text the name contains). None: the region named like "occipital". Ignored
@@ -101,6 +109,17 @@ class FitRequest:
         maps use the RBV or iterative-Yang image, so ``"gtm"`` is for ROI fits.
     psf_fwhm_mm : float or (float, float, float), optional
         Scanner PSF FWHM, mm (isotropic or x, y, z); required with ``pvc``.
+    challenge_onset_min : float, optional
+        Release model only: the challenge onset, minutes from injection (None:
+        searched from :data:`RELEASE_SEARCH_START_MIN` and reported).
+    denoise : {"none", "gaussian", "hypr-lr", "nlm"}
+        Denoising of the PET before voxelwise fits (:mod:`napari_mor.denoise`,
+        docs/denoise.md); the reference and ROI TACs come from the original PET.
+    denoise_fwhm_mm : float, optional
+        Its kernel FWHM, mm (None: the method's default).
+    bids_out : str, optional
+        A BIDS derivatives folder: outputs get BEP023 names there
+        (:mod:`napari_mor.io.bids_derivatives`) instead of ``out``.
     """
 
     model: str = DEFAULT_MODEL
@@ -126,9 +145,15 @@ class FitRequest:
     out: str | None = None
     pvc: str = "none"
     psf_fwhm_mm: float | tuple | None = None
+    challenge_onset_min: float | None = None
+    denoise: str = "none"
+    denoise_fwhm_mm: float | None = None
+    bids_out: str | None = None
 
     def __post_init__(self) -> None:
         self._check_pvc()
+        self._check_release()
+        self._check_denoise()
         windows = tuple((float(s), float(e)) for s, e in self.windows_min)
         object.__setattr__(self, "windows_min", windows)
         if self.theta_range_per_min is not None:
@@ -146,9 +171,9 @@ class FitRequest:
                 f"The number of basis functions must be an integer >= 2; got "
                 f"{self.n_theta!r}."
             )
-        if self.model not in MODEL_NAMES:
+        if self.model not in FIT_MODELS:
             raise MorError(
-                f"Unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}."
+                f"Unknown model {self.model!r}; choose one of {', '.join(FIT_MODELS)}."
             )
         if self.weights not in WEIGHTINGS:
             raise MorError(
@@ -183,6 +208,53 @@ class FitRequest:
                 "not both."
             )
         _check_windows_ordered(windows)
+
+    def _check_denoise(self) -> None:
+        if self.denoise not in DENOISE_METHODS:
+            raise MorError(
+                f"Unknown denoising {self.denoise!r}; choose one of "
+                f"{', '.join(DENOISE_METHODS)}."
+            )
+        if self.rois_only and self.denoise != "none":
+            raise MorError(
+                "Denoising (--denoise) filters the PET for voxelwise maps; ROI fits "
+                "(--rois-only) use the unfiltered region means. Drop one of them."
+            )
+        fwhm = self.denoise_fwhm_mm
+        if fwhm is None:
+            return
+        if self.denoise == "none":
+            raise MorError(
+                "A denoising FWHM (--denoise-fwhm) was given without a method; add "
+                "--denoise gaussian|hypr-lr|nlm or drop --denoise-fwhm."
+            )
+        if not (np.isfinite(fwhm) and fwhm > 0):
+            raise MorError(f"The denoising FWHM must be > 0 mm; got {fwhm!r}.")
+        object.__setattr__(self, "denoise_fwhm_mm", float(fwhm))
+
+    def _check_release(self) -> None:
+        onset = self.challenge_onset_min
+        if self.model != RELEASE_MODEL:
+            if onset is not None:
+                raise MorError(
+                    f"A challenge onset (--challenge-onset) is for the release model "
+                    f"(--model {RELEASE_MODEL}); {self.model} fits condition windows "
+                    "(--window START END) instead."
+                )
+            return
+        if self.two_scans or self.windows_min:
+            raise MorError(
+                f"The release model ({RELEASE_MODEL}) fits one scan whole, the "
+                "change inside it; drop --window and --challenge-pet (for two scans "
+                "or windows choose a reference-region model such as logan)."
+            )
+        if onset is not None:
+            if not (np.isfinite(onset) and onset > 0):
+                raise MorError(
+                    f"The challenge onset must be a number of minutes > 0 from "
+                    f"injection; got {onset!r}."
+                )
+            object.__setattr__(self, "challenge_onset_min", float(onset))
 
     def _check_pvc(self) -> None:
         if self.pvc not in PVC_METHODS:
@@ -242,7 +314,11 @@ class FitRequest:
 
     @property
     def baseline_window(self) -> tuple[float, float] | None:
-        """Frames k2' is estimated on: the first window, or the baseline scan."""
+        """The baseline: the first window, the baseline scan (None), or for the
+        release model the frames before the onset (before the onset search)."""
+        if self.model == RELEASE_MODEL:
+            end = self.challenge_onset_min or RELEASE_SEARCH_START_MIN
+            return (0.0, float(end))
         return self.windows_min[0] if self.windows_min else None
 
     def to_argv(self) -> list[str]:
@@ -273,6 +349,8 @@ class FitRequest:
         args += ["--model", self.model]
         for start, end in self.windows_min:
             args += ["--window", _number(start), _number(end)]
+        if self.challenge_onset_min is not None:
+            args += ["--challenge-onset", _number(self.challenge_onset_min)]
         for flag, value in (
             ("--t-star", self.t_star_min),
             ("--k2p", self.k2p_per_min),
@@ -297,11 +375,17 @@ class FitRequest:
             args += ["--units", self.units]
         if self.pvc != "none":
             args += ["--pvc", self.pvc]
+        if self.denoise != "none":
+            args += ["--denoise", self.denoise]
+        if self.denoise_fwhm_mm is not None:
+            args += ["--denoise-fwhm", _number(self.denoise_fwhm_mm)]
         if self.psf_fwhm_mm is not None:
             args += [
                 "--psf-fwhm",
                 *(_number(v) for v in np.atleast_1d(self.psf_fwhm_mm)),
             ]
+        if self.bids_out:
+            return [*args, "--bids-out", self.bids_out]
         default_out = "OUT.tsv" if self.rois_only else "OUT.nii.gz"
         return [*args, "--out", self.out or default_out]
 
@@ -313,6 +397,13 @@ class FitRequest:
 
     def model_options(self, k2p: K2pChoice) -> dict:
         """Keyword arguments for the kinetics fitting functions."""
+        if self.model == RELEASE_MODEL:
+            return {
+                "k2p_per_min": k2p.value,
+                "onset_min": self.challenge_onset_min,
+                "weights": self.weights,
+                "shapes": RELEASE_SHAPES,
+            }
         options = {
             "t_star_min": self.t_star_min,
             "k2p_per_min": k2p.value,

@@ -40,7 +40,10 @@ WINDOWED_ONE_SCAN_NOTE = (
     "Windowed fits of one scan assume steady state in each window; after a "
     "within-scan challenge a slowly dissociating tracer re-equilibrates over tens "
     "of minutes, so the challenge window under-reads the change and a scan with no "
-    "change reads a few percent (see docs/kinetics.md, validation tables)."
+    "change reads a few percent (see docs/kinetics.md, validation tables). The "
+    "release model (--model lpntpet --challenge-onset MIN) fits the change itself "
+    "(docs/transient.md); 'napari-mor check-design' shows what these settings read "
+    "on this scan."
 )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from napari.utils.colormaps import Colormap
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGroupBox, QLabel, QSlider, QVBoxLayout
 
 from napari_mor._napari.fit.form import InputForm, form_field
@@ -20,6 +21,9 @@ SIGN_CONVENTION = (
     "receptor availability during the challenge (endogenous opioid release). "
     "Negative (blue) = increased availability (deactivation)."
 )
+
+#: The click read-out before the first click on the map.
+READOUT_HINT = "Click the map: its value at the cursor is shown here."
 
 DELTA_NAME = "delta-BP_ND"
 PCT_NAME = "%delta-BP_ND"
@@ -65,10 +69,11 @@ class DisplayInputs(InputForm):
         1.0,
         "colour range ±",
         min=0.001,
-        max=100.0,
+        max=1000.0,
         step=0.05,
         decimals=3,
-        tooltip="contrast limits of the ΔBP_ND layer: -range..+range",
+        tooltip="contrast limits of the shown layer (ΔBP_ND, or %ΔBP in %): "
+        "-range..+range",
     )
     opacity_pct: int = form_field(90, "opacity", min=0, max=100, slider=True)
     colormap: str = form_field("bwr", "colormap", choices=COLORMAPS)
@@ -85,6 +90,9 @@ class DeltaDisplayWidget(QGroupBox):
 
     Attributes
     ----------
+    readout : QLabel
+        The value under the last click on the map (napari's status bar is
+        overwritten by the next mouse move; this stays).
     threshold_spin, range_spin : QDoubleSpinBox
     opacity_slider : QSlider
     cmap_combo, show_combo : QComboBox
@@ -98,6 +106,12 @@ class DeltaDisplayWidget(QGroupBox):
         self.legend = QLabel(SIGN_CONVENTION)
         self.legend.setWordWrap(True)
         layout.addWidget(self.legend)
+        self.readout = QLabel(READOUT_HINT)
+        self.readout.setWordWrap(True)
+        self.readout.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        layout.addWidget(self.readout)
         self.form = DisplayInputs.create_container()
         self.widgets = DisplayInputs.widgets_of(self.form)
         layout.addWidget(self.form.native)

@@ -7,7 +7,7 @@ small sections (inputs, display, ROI table, equivalent command): it shows both
 maps with a diverging colormap centred at 0, hides ``|value|`` below a
 threshold (display only; the unthresholded map stays in
 ``layer.metadata["unthresholded"]`` and is what gets saved), lists mean values
-per ROI and writes clicked values to the status bar. No science here.
+per ROI and shows the clicked value in the dock (and the status bar). No science here.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 import napari
 from napari_mor._errors import MorError
 from napari_mor._napari import _metadata as md
+from napari_mor._napari._display import reliable_percent_voxels
 from napari_mor._napari._dock import (
     notify_errors,
     on_layer_list_change,
@@ -32,6 +33,7 @@ from napari_mor._napari._layers import (
     spatial_affine_of,
     viewer_sources,
 )
+from napari_mor._napari._view import keep_on_top, style_new_layers
 from napari_mor._napari.delta import layers as delta_layers
 from napari_mor._napari.delta.display import (
     DELTA_NAME,
@@ -99,7 +101,7 @@ class DeltaWidget(QWidget):
         self.base_combo, self.chal_combo = inputs.base_combo, inputs.chal_combo
         self.labels_combo, self.min_bp_spin = inputs.labels_combo, inputs.min_bp_spin
         self.compute_button = inputs.compute_button
-        self.legend = display.legend
+        self.legend, self.readout = display.legend, display.readout
         self.threshold_spin, self.range_spin = (
             display.threshold_spin,
             display.range_spin,
@@ -117,6 +119,7 @@ class DeltaWidget(QWidget):
         self.destroyed.connect(
             lambda *_: callbacks.remove(on_click) if on_click in callbacks else None
         )
+        style_new_layers(viewer)  # ROI sets as contours: not read as ΔBP values
         inputs.refresh()
 
     # -------------------------------------------------------------- inputs
@@ -167,9 +170,13 @@ class DeltaWidget(QWidget):
         self.delta, self.pct = result.delta_bp_nd, result.pct_delta_bp_nd
         self.affine = result.affine
         self.provenance = result.provenance
-        self.delta_layer = self._show(DELTA_NAME, self.delta, "delta_bp_nd")
-        self.pct_layer = self._show(PCT_NAME, self.pct, "pct_delta_bp_nd")
-        self.display_box.set_range_quietly(self.delta_layer.contrast_limits[1])
+        fitted = np.isfinite(base_data) & np.isfinite(chal_data)
+        self.delta_layer = self._show(DELTA_NAME, self.delta, "delta_bp_nd", fitted)
+        self.pct_layer = self._show(
+            PCT_NAME, self.pct, "pct_delta_bp_nd", reliable_percent_voxels(base_data)
+        )
+        keep_on_top(self.viewer, (self.pct_layer, self.delta_layer))  # over labels
+        self._show_range()
         self._apply_threshold()
         self._apply_style()
         base.visible = chal.visible = False  # show the change over the MR
@@ -177,10 +184,16 @@ class DeltaWidget(QWidget):
         self._update_cli()
         return self.delta
 
-    def _show(self, name: str, data: np.ndarray, quantity: str) -> Image:
+    def _show(self, name: str, data: np.ndarray, quantity: str, inside) -> Image:
         return delta_layers.show_map(
-            self.viewer, name, data, self.affine, quantity, self.provenance
+            self.viewer, name, data, self.affine, quantity, self.provenance, inside
         )
+
+    def _show_range(self) -> None:
+        """Show the shown layer's upper contrast limit as the colour range."""
+        layer = self.shown_layer()
+        if layer is not None and layer in self.viewer.layers:
+            self.display_box.set_range_quietly(float(layer.contrast_limits[1]))
 
     def _apply_threshold(self) -> None:
         """Hide ``|ΔBP_ND|`` below the threshold (the % map follows the same voxels)."""
@@ -195,16 +208,16 @@ class DeltaWidget(QWidget):
         )
 
     def _apply_range(self) -> None:
-        """Symmetric contrast limits (centred at 0) of the ΔBP_ND layer."""
-        if self.delta_layer is not None:
-            delta_layers.apply_range(
-                self.delta_layer, self.display_box.values().colour_range
-            )
+        """Symmetric contrast limits (centred at 0) of the shown delta layer."""
+        layer = self.shown_layer()
+        if layer is not None and layer in self.viewer.layers:
+            delta_layers.apply_range(layer, self.display_box.values().colour_range)
 
     def _apply_style(self) -> None:
         delta_layers.apply_style(
             self.viewer, (self.delta_layer, self.pct_layer), self.display_box.values()
         )
+        self._show_range()  # the range box follows the layer shown
 
     def shown_layer(self) -> Image | None:
         """The delta layer currently shown (the one the status bar reports)."""
@@ -244,8 +257,10 @@ class DeltaWidget(QWidget):
         return f"ΔBP_ND = {delta:+.3f}, %ΔBP = {pct:+.1f}% at voxel {index}: {sign}"
 
     def _on_click(self, viewer, event) -> None:
+        """A click on the canvas: the value there, in the dock and the status bar."""
         text = self.status_text(np.asarray(event.position)[-3:])
         if text is not None:
+            self.readout.setText(text)  # stays: the status bar follows the mouse
             viewer.status = text
 
     # ---------------------------------------------------------------- save

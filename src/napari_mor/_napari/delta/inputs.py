@@ -42,6 +42,34 @@ class DeltaInputs(InputForm):
         return {"min_bp_base": self.min_bp_base}
 
 
+def is_bp_map(layer) -> bool:
+    """A 3-D BP_ND map: made by the fit dock, or read from a BP_ND map file.
+
+    Fit-dock maps have ``metadata["kind"] == "bp_map"``
+    (:func:`~napari_mor._napari._layers.bp_map_metadata`); a map read by the
+    napari-mor reader has its sidecar's ``Quantity == "bp_nd"`` in its
+    provenance. MR, PET, mean images and delta maps are not BP_ND maps.
+    """
+    if not isinstance(layer, Image) or layer.ndim != 3:
+        return False
+    meta = layer.metadata
+    if meta.get(md.KIND) == md.KIND_BP_MAP:
+        return True
+    provenance = meta.get(md.PROVENANCE) or {}
+    return isinstance(provenance, dict) and provenance.get("Quantity") == "bp_nd"
+
+
+def condition_of(layer) -> str | None:
+    """A BP_ND map's condition (``baseline``, ``challenge``, ...), or None."""
+    condition = layer.metadata.get(md.CONDITION)
+    if condition is None:
+        provenance = layer.metadata.get(md.PROVENANCE) or {}
+        condition = (
+            provenance.get("Condition") if isinstance(provenance, dict) else None
+        )
+    return condition
+
+
 def _path_of(layer) -> str | None:
     """The file a map layer was saved to or read from (None: in memory only)."""
     if layer is None:
@@ -100,35 +128,44 @@ class DeltaInputsWidget(QGroupBox):
         return self.layer(self.labels_combo.currentText())
 
     def _map_layers(self) -> list[Image]:
-        return [
-            layer
-            for layer in self.viewer.layers
-            if isinstance(layer, Image)
-            and layer.ndim == 3
-            and layer.metadata.get(md.KIND) != md.KIND_DELTA_MAP
-        ]
+        """The viewer's BP_ND maps (:func:`is_bp_map`), not the MR or PET."""
+        return [layer for layer in self.viewer.layers if is_bp_map(layer)]
 
     def refresh(self, event=None) -> None:
-        """Refill the combos; new choices default to the fit dock's maps."""
+        """Refill the combos with the BP_ND maps; pick each condition's map.
+
+        A choice is kept while its layer exists, unless it is the *other*
+        condition's map and this condition's map has arrived (the fit dock
+        adds the baseline map first; a dock opened before Fit maps must not
+        stay on the baseline map for the challenge).
+        """
         maps = self._map_layers()
         names = [layer.name for layer in maps]
-        by_condition = {
-            layer.metadata.get(md.CONDITION): layer.name
-            for layer in maps
-            if layer.metadata.get(md.KIND) == md.KIND_BP_MAP
-        }
-        for combo, condition in (
-            (self.base_combo, "baseline"),
-            (self.chal_combo, "challenge"),
+        conditions = {layer.name: condition_of(layer) for layer in maps}
+        by_condition = {}
+        for layer in maps:  # the newest map of each condition wins
+            by_condition[conditions[layer.name]] = layer.name
+        chosen = []
+        for combo, condition, other in (
+            (self.base_combo, "baseline", "challenge"),
+            (self.chal_combo, "challenge", "baseline"),
         ):
             current = combo.currentText()
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
+            keep = current in names and not (
+                conditions.get(current) == other and condition in by_condition
+            )
+            if keep:
+                pick = current
             elif condition in by_condition:
-                combo.setCurrentText(by_condition[condition])
+                pick = by_condition[condition]
+            else:  # a map of no known condition, not the other box's choice
+                free = [n for n in names if n not in chosen and conditions[n] != other]
+                pick = free[0] if free else None
+            combo.setCurrentIndex(names.index(pick) if pick else -1)
+            chosen.append(pick)
             combo.blockSignals(False)
         labels = [
             layer.name

@@ -15,11 +15,21 @@ from napari_mor._napari.delta.display import SIGN_CONVENTION, DisplayInputs
 
 
 def show_map(
-    viewer, name: str, data: np.ndarray, affine, quantity: str, provenance: dict
+    viewer,
+    name: str,
+    data: np.ndarray,
+    affine,
+    quantity: str,
+    provenance: dict,
+    inside: np.ndarray | None = None,
 ) -> Image:
     """Add the map as layer ``name``, or update it in place (same shape).
 
-    Contrast limits are symmetric about 0 (99th percentile of ``|data|``).
+    Contrast limits are symmetric about 0: the 99th percentile of ``|data|``
+    over the ``inside`` voxels (the fitted brain; for the percent map its
+    reliable voxels, :func:`~napari_mor._napari._display.reliable_percent_voxels`),
+    so noise at the edge of the head does not set the range. The range of the
+    slider covers every voxel.
     """
     metadata = {
         md.KIND: md.KIND_DELTA_MAP,
@@ -43,8 +53,10 @@ def show_map(
             blending="translucent_no_depth",  # no depth test: tilted MR below
             metadata=metadata,
         )
-    layer.contrast_limits_range = symmetric_limits(data, 100.0)
-    layer.contrast_limits = symmetric_limits(data, 99.0)
+    limits = symmetric_limits(data, 99.0, inside)
+    widest = symmetric_limits(data, 100.0)
+    layer.contrast_limits_range = max(widest, limits, key=lambda lim: lim[1])
+    layer.contrast_limits = limits
     return layer
 
 
@@ -64,12 +76,12 @@ def apply_threshold(
         pct_layer.metadata[md.THRESHOLD] = threshold
 
 
-def apply_range(delta_layer: Image, value: float) -> None:
-    """Contrast limits ``(-value, value)`` of the ΔBP_ND layer (widening its range)."""
-    _low, high = delta_layer.contrast_limits_range
+def apply_range(layer: Image, value: float) -> None:
+    """Contrast limits ``(-value, value)`` of a delta layer (widening its range)."""
+    _low, high = layer.contrast_limits_range
     if value > high:
-        delta_layer.contrast_limits_range = (-value, value)
-    delta_layer.contrast_limits = (-value, value)
+        layer.contrast_limits_range = (-value, value)
+    layer.contrast_limits = (-value, value)
 
 
 def apply_style(viewer, layers, display: DisplayInputs) -> None:

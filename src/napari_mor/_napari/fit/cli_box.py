@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from qtpy.QtWidgets import QGroupBox, QPlainTextEdit, QVBoxLayout
 
-from napari_mor.kinetics import MODELS
 from napari_mor.workflows.delta import DeltaRequest
 from napari_mor.workflows.fit import FitRequest, K2pChoice
+from napari_mor.workflows.fit_maps import model_has_maps
 
 MAPS_MARKER = "# BP_ND maps (OUT_<condition>.nii.gz with two conditions):"
 
@@ -42,7 +42,7 @@ def fit_command_text(
         maps = replace(request, rois_only=False)
     if isinstance(maps, str):
         lines.append(maps)
-    elif MODELS[maps.model].map_solver is not None:
+    elif model_has_maps(maps.model):
         lines.append(MAPS_MARKER)
         lines.append(maps.command_line())
     if len(request.conditions) == 2:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from napari.layers import Image
 from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 import napari
@@ -29,6 +30,7 @@ from napari_mor._napari._dock import (
 )
 from napari_mor._napari._workers import start_worker
 from napari_mor._napari.fit.cli_box import CommandWidget, fit_command_text
+from napari_mor._napari.fit.design_box import DesignCheckWidget
 from napari_mor._napari.fit.inputs_form import (
     MODEL_CHOICES,
     ModelFormWidget,
@@ -39,6 +41,7 @@ from napari_mor._napari.fit.layers_box import (
     MASK_UPTAKE,
     LayerPickerWidget,
 )
+from napari_mor._napari.fit.live_box import LiveFitWidget
 from napari_mor._napari.fit.maps import (
     add_map_layers,
     drain_map_fits,
@@ -46,20 +49,26 @@ from napari_mor._napari.fit.maps import (
 )
 from napari_mor._napari.fit.plots import FitPlotTabsWidget
 from napari_mor._napari.fit.request import collect_request, fit_data_from_layers
-from napari_mor._napari.fit.results import RoiTablesWidget
+from napari_mor._napari.fit.results import (
+    RELEASE_ROI_COLUMNS,
+    ROI_COLUMNS,
+    RoiTablesWidget,
+)
 from napari_mor._napari.fit.run_box import RunControlsWidget
 from napari_mor._napari.fit.setters import FitSettersMixin
+from napari_mor.defaults import RELEASE_MODEL
 from napari_mor.io.tables import write_rows_tsv
 from napari_mor.kinetics import MapResult, RoiFit
 from napari_mor.workflows.delta import DELTA_COLUMNS, delta_rows_from_fits
 from napari_mor.workflows.fit import (
-    FIT_COLUMNS,
     FitData,
     FitRequest,
     RoiFitResult,
     RoiTacs,
     fit_rois,
     fit_table_rows,
+    roi_tacs,
+    table_columns,
 )
 from napari_mor.workflows.fit_maps import MapPlan, plan_maps
 
@@ -73,7 +82,14 @@ class FitWidget(FitSettersMixin, QWidget):
     ----------
     viewer : napari.viewer.Viewer
         The viewer (injected by napari when opened from the Plugins menu).
+
+    Signals
+    -------
+    roi_fit_done(bool)
+        The ROI tables were refilled; True for a live (automatic) re-fit.
     """
+
+    roi_fit_done = Signal(bool)
 
     def __init__(self, viewer: napari.viewer.Viewer, parent=None) -> None:
         super().__init__(parent)
@@ -87,25 +103,39 @@ class FitWidget(FitSettersMixin, QWidget):
         self.map_results: dict[str, MapResult] = {}
         self.map_layers: dict[str, Image] = {}
         self.worker = None
+        #: The last design check (``workflows.design_check.DesignCheck``).
+        self.design_check = None
         #: Voxels per block of the voxelwise fit (None: the core's default).
         self.block_size: int | None = None
 
         self.layers_box = LayerPickerWidget(viewer)
         self.model_box = ModelFormWidget()
         self.windows_box = WindowsFormWidget()
+        self.live_box = LiveFitWidget(
+            self.model_box.widgets["t_star_min"].native,
+            self.model_box.widgets["t_star_auto"].native,
+            self.windows_box.spins,
+            lambda: self.set_window_mode("custom"),
+        )
+        #: Live (automatic) ROI re-fits done so far.
+        self.n_live_refits = 0
+        self._live_warnings: set[str] = set()
         self.run_box = RunControlsWidget(self.fit_rois, self.fit_maps, self.cancel)
         self.results_box = RoiTablesWidget(
             self._save_table_dialog, self._save_maps_dialog
         )
         self.plot_tabs = FitPlotTabsWidget(viewer)
+        self.design_box = DesignCheckWidget(self.check_design)
         self.cli = CommandWidget(max_height=110)
         sections = (
             self.layers_box,
             self.model_box,
             self.windows_box,
+            self.live_box,
             self.run_box,
             self.results_box,
             self.plot_tabs,
+            self.design_box,
             self.cli,
         )
         scrolling_sections(self, sections).addStretch(1)
@@ -113,9 +143,18 @@ class FitWidget(FitSettersMixin, QWidget):
 
         self.layers_box.changed.connect(self._update_cli)
         self.layers_box.pet_changed.connect(self._adopt_study_windows)
-        self.model_box.form.changed.connect(self._update_cli)
+        self.model_box.form.changed.connect(self._on_model_changed)
         self.windows_box.form.changed.connect(self._on_conditions_changed)
         self.results_box.roi_selected.connect(self.select_roi)
+        for changed in (
+            self.model_box.form.changed,
+            self.windows_box.form.changed,
+            self.layers_box.ref_combo.currentIndexChanged,
+        ):
+            changed.connect(self.live_box.schedule)
+        self.layers_box.labels_combo.currentIndexChanged.connect(self._watch_labels)
+        self.live_box.triggered.connect(self._on_live_timer)
+        self.plot_tabs.logan_plot.t_star_picked.connect(self._on_t_star_dropped)
         self._scan_roles: tuple = ()
         on_layer_list_change(viewer, self._on_layers_changed)
         self._on_layers_changed()
@@ -134,6 +173,24 @@ class FitWidget(FitSettersMixin, QWidget):
         if pet_changed or roles != self._scan_roles:
             self._scan_roles = roles
             self._adopt_study_windows()
+        self._watch_labels()
+        self._fit_slider_range()
+
+    def _watch_labels(self, *args) -> None:
+        """Live re-fit after paint strokes in the chosen ROI set."""
+        layer = self.layers_box.layer(self.layers_box.labels_combo.currentText())
+        if self.live_box.watch_labels(layer):  # another ROI set: re-fit on it
+            self.live_box.schedule()
+
+    def _fit_slider_range(self) -> None:
+        """The sliders span the chosen PET's frames (0 to the last frame's end)."""
+        layer = self.layers_box.layer(self.layers_box.pet_combo.currentText())
+        meta = {} if layer is None else layer.metadata
+        if md.FRAME_START_S in meta and md.FRAME_DURATION_S in meta:
+            end_s = float(meta[md.FRAME_START_S][-1]) + float(
+                meta[md.FRAME_DURATION_S][-1]
+            )
+            self.live_box.set_max_minutes(end_s / 60.0)
 
     def _alias_section_widgets(self) -> None:
         """The sections' Qt widgets as attributes (tests and scripts use them)."""
@@ -170,8 +227,20 @@ class FitWidget(FitSettersMixin, QWidget):
         self.cli_box = self.cli.text_edit
 
     def _on_conditions_changed(self, *args) -> None:
-        self.challenge_pet_combo.setEnabled(self.windows_box.mode == "two_scans")
+        release = self.model_box.is_release
+        self.challenge_pet_combo.setEnabled(
+            self.windows_box.mode == "two_scans" and not release
+        )
+        self.live_box.t_star_slider.setEnabled(not release)
+        self.live_box.set_windows_enabled(
+            not release and self.windows_box.mode in ("preset", "custom")
+        )
         self._update_cli()
+
+    def _on_model_changed(self, *args) -> None:
+        """lp-ntPET fits one scan whole: the windows section does not apply."""
+        self.windows_box.setEnabled(not self.model_box.is_release)
+        self._on_conditions_changed()
 
     # ------------------------------------------------------------- inputs
     def collect_inputs(self, rois_only: bool = False) -> FitRequest:
@@ -213,23 +282,63 @@ class FitWidget(FitSettersMixin, QWidget):
     @notify_errors
     def fit_rois(self) -> dict[str, list[RoiFit]]:
         """Fit every ROI in every condition now; fill the tables and plots."""
+        self.live_box.timer.stop()  # this fit supersedes a pending live one
+        return self._run_roi_fit(live=False)
+
+    def live_refit(self) -> dict[str, list[RoiFit]] | None:
+        """Re-fit the ROIs keeping the plotted row (what the live timer runs).
+
+        Incomplete inputs while the user is still editing go to the status line,
+        not to a notification; a model warning is shown once, not on every step.
+        """
+        try:
+            return self._run_roi_fit(live=True)
+        except MorError as err:
+            self.status_label.setText(f"Live re-fit waiting: {err}")
+            return None
+
+    def _on_t_star_dropped(self, minutes: float) -> None:
+        """A t* line dragged on the Logan plot: t* there (0.5 min steps)."""
+        self.set_t_star(round(minutes * 2.0) / 2.0)
+
+    def _on_live_timer(self) -> None:
+        if self.live_box.live_check.isChecked() and self.inputs is not None:
+            self.live_refit()
+
+    def _run_roi_fit(self, live: bool) -> dict[str, list[RoiFit]]:
         self.layers_box.sync_reference_choices()
         request = self.collect_inputs(rois_only=True)
         result = fit_rois(request, self.fit_data(request))
+        selected = self.table.selectionModel().selectedRows()
+        row = selected[0].row() if live and selected else 0
         self.inputs, self.roi_result = request, result
         self.fits, self.tacs = result.fits, result.tacs
         self.roi_labels = result.labels
-        self.results_box.show_fits(self.table_rows(), self.roi_labels, self.fits)
+        columns = RELEASE_ROI_COLUMNS if request.model == RELEASE_MODEL else ROI_COLUMNS
+        self.results_box.show_fits(
+            self.table_rows(), self.roi_labels, self.fits, columns
+        )
         self.results_box.show_deltas(self.delta_rows())
         if self.table.rowCount():
-            self.table.selectRow(0)
+            row = min(row, self.table.rowCount() - 1)
+            self.table.blockSignals(True)
+            self.table.selectRow(row)
+            self.table.blockSignals(False)
+            self.select_roi(self.results_box.roi_of_row(row))  # plots follow the fit
+        prefix = "live re-fit, " if live else ""
         self.status_label.setText(
-            f"{request.model}: {len(self.roi_labels)} ROIs × {len(result.fits)} "
-            f"condition(s) fitted; reference {result.reference}."
+            f"{prefix}{request.model}: {len(self.roi_labels)} ROIs × "
+            f"{len(result.fits)} condition(s) fitted; reference {result.reference}."
         )
+        shown = self._live_warnings if live else set()
         for text in result.warnings:  # a violated model assumption is never silent
-            show_warning(text)
+            if text not in shown:
+                show_warning(text)
+        self._live_warnings = set(result.warnings)
+        if live:
+            self.n_live_refits += 1
         self._update_cli()
+        self.roi_fit_done.emit(live)
         return result.fits
 
     def table_rows(self) -> list[dict]:
@@ -237,10 +346,14 @@ class FitWidget(FitSettersMixin, QWidget):
         return fit_table_rows(self.roi_result) if self.roi_result else []
 
     def delta_rows(self) -> list[dict]:
-        """Per-ROI delta-BP from the ROI fits (empty without two conditions)."""
-        if not {"baseline", "challenge"} <= set(self.fits):
+        """Per-ROI delta-BP from the ROI fits (empty without two conditions or
+        the release model's before/after)."""
+        if self.roi_result is None or not (
+            {"baseline", "challenge"} <= set(self.fits)
+            or self.roi_result.model == RELEASE_MODEL
+        ):
             return []
-        first = self.tacs["baseline"]
+        first = next(iter(self.tacs.values()))
         return delta_rows_from_fits(self.fits, self.roi_labels, first.n_voxels)
 
     def select_roi(self, roi_index: int) -> None:
@@ -252,7 +365,8 @@ class FitWidget(FitSettersMixin, QWidget):
         """Write the ROI fit table (and the ROI delta table beside it) as TSV."""
         if not self.fits:
             raise MorError("Nothing to save: fit the ROIs first.")
-        path = write_rows_tsv(self.table_rows(), FIT_COLUMNS, path)
+        columns = table_columns(self.roi_result.model)
+        path = write_rows_tsv(self.table_rows(), columns, path)
         deltas = self.delta_rows()
         if deltas:
             write_rows_tsv(
@@ -300,6 +414,48 @@ class FitWidget(FitSettersMixin, QWidget):
             f"Added {', '.join(layer.name for layer in added.values())} ({failed} "
             "failed voxels). Open the Delta-BP dock for the change map."
         )
+
+    # -------------------------------------------------------- design check
+    @notify_errors
+    def check_design(self):
+        """Run the design check on the chosen layers in a worker; returns it."""
+        from napari_mor.workflows.design_check import iter_check_design
+
+        if self.worker is not None:
+            raise MorError("A fit is already running; wait or cancel it.")
+        self.layers_box.sync_reference_choices()
+        request = self.collect_inputs(rois_only=True)
+        tacs = roi_tacs(self.fit_data(request))
+        box = self.design_box
+        box.status_label.setText(f"Simulating {box.n_sim_spin.value()} scans…")
+        self.worker = start_worker(
+            iter_check_design,
+            request,
+            tacs,
+            planted_pct=box.planted_spin.value(),
+            n_sim=box.n_sim_spin.value(),
+            desc="checking the design",
+            on_returned=self._on_design_checked,
+            fraction_of=lambda progress: progress[0] / max(progress[1], 1),
+            progress_bar=self.progress,
+            cancel_button=self.cancel_button,
+            run_button=box.button,
+            on_aborted=lambda: box.status_label.setText("Design check cancelled."),
+            on_finished=self._on_worker_finished,
+            total=box.n_sim_spin.value(),
+        )
+        return self.worker
+
+    def _on_design_checked(self, result) -> None:
+        self.design_check = result
+        self.design_box.show_rows(result.rows)
+        design = result.rows[0]["design"] if result.rows else ""
+        self.design_box.status_label.setText(
+            f"{result.request.model} ({design}), onset {result.onset_min:g} min: "
+            + ("no-change readings within ±2 %." if not result.warnings else "")
+        )
+        for text in result.warnings:
+            show_warning(text)
 
     def _on_aborted(self) -> None:
         self.status_label.setText("Voxelwise fit cancelled; no layers added.")

@@ -16,9 +16,12 @@ from qtpy.QtWidgets import QGroupBox, QVBoxLayout
 from napari_mor._errors import MorError
 from napari_mor._napari.fit.form import InputForm, form_field
 from napari_mor.defaults import (
+    DEFAULT_CHALLENGE_ONSET_MIN,
     DEFAULT_MODEL,
     DEFAULT_WINDOWS_MIN,
-    MODEL_NAMES,
+    DENOISE_METHODS,
+    FIT_MODELS,
+    RELEASE_MODEL,
     WEIGHTINGS,
 )
 from napari_mor.workflows.fit import FitRequest
@@ -31,6 +34,7 @@ _DISPLAY_NAMES = {
     "srtm2": "SRTM2",
     "srtm-bf": "BF-SRTM",
     "ratio": "Ratio (equilibrium)",
+    RELEASE_MODEL: "lp-ntPET (change inside one scan)",
 }
 
 #: Partial-volume correction: display name -> request value.
@@ -41,8 +45,8 @@ PVC_CHOICES = {
     "iterative Yang (images, maps)": "iy",
 }
 
-#: Display name -> core model name, in the order of :data:`MODEL_NAMES`.
-MODEL_CHOICES = {_DISPLAY_NAMES.get(name, name.upper()): name for name in MODEL_NAMES}
+#: Display name -> core model name, in the order of :data:`FIT_MODELS`.
+MODEL_CHOICES = {_DISPLAY_NAMES.get(name, name.upper()): name for name in FIT_MODELS}
 
 _BASE, _CHAL = (DEFAULT_WINDOWS_MIN[c] for c in ("baseline", "challenge"))
 
@@ -86,6 +90,15 @@ class ModelInputs(InputForm):
         unit=" /min",
         tooltip="reference-region efflux; 'auto' estimates it once on the baseline",
     )
+    onset_auto: bool = form_field(False, "search", row="onset")
+    challenge_onset_min: float = form_field(
+        DEFAULT_CHALLENGE_ONSET_MIN,
+        "onset",
+        row="onset",
+        tooltip="lp-ntPET: the challenge onset (min from injection); 'search' "
+        "estimates it (less precise under noise)",
+        **_MINUTES,
+    )
     weights: str = form_field(
         _REQUEST_DEFAULTS["weights"], "Weighting", choices=WEIGHTINGS
     )
@@ -107,6 +120,23 @@ class ModelInputs(InputForm):
         tooltip="the scanner's point-spread function (used with PVC)",
     )
 
+    denoise: str = form_field(
+        _REQUEST_DEFAULTS["denoise"],
+        "Denoise PET (maps)",
+        choices=DENOISE_METHODS,
+        tooltip="before voxelwise fits; nlm (guided non-local means) is the least "
+        "biased (docs/denoise.md); ROI TACs are never filtered",
+    )
+    denoise_fwhm_mm: float = form_field(
+        6.0,
+        "Denoise FWHM",
+        min=0.5,
+        max=20.0,
+        step=0.5,
+        decimals=1,
+        unit=" mm",
+    )
+
     def request_fields(self) -> dict:
         return {
             "model": self.model,
@@ -115,6 +145,11 @@ class ModelInputs(InputForm):
             "weights": self.weights,
             "pvc": self.pvc,
             "psf_fwhm_mm": None if self.pvc == "none" else self.psf_fwhm_mm,
+            "challenge_onset_min": self.challenge_onset_min
+            if self.model == RELEASE_MODEL and not self.onset_auto
+            else None,
+            "denoise": self.denoise,
+            "denoise_fwhm_mm": None if self.denoise == "none" else self.denoise_fwhm_mm,
         }
 
 
@@ -156,7 +191,11 @@ class WindowInputs(InputForm):
 
 
 #: "auto" check box -> the spin box it disables.
-_AUTO_SPINS = {"t_star_auto": "t_star_min", "k2p_auto": "k2p_per_min"}
+_AUTO_SPINS = {
+    "t_star_auto": "t_star_min",
+    "k2p_auto": "k2p_per_min",
+    "onset_auto": "challenge_onset_min",
+}
 
 
 class ModelFormWidget(QGroupBox):
@@ -167,10 +206,27 @@ class ModelFormWidget(QGroupBox):
         self.form = ModelInputs.create_container()
         self.widgets = ModelInputs.widgets_of(self.form)
         QVBoxLayout(self).addWidget(self.form.native)
+        for auto_name in _AUTO_SPINS:
+            self.widgets[auto_name].native.toggled.connect(self._enable_rows)
+        self.widgets["model"].changed.connect(self._enable_rows)
+        self._enable_rows()
+
+    @property
+    def is_release(self) -> bool:
+        """The release model (lp-ntPET) is chosen: onset instead of t*, no windows."""
+        return self.widgets["model"].value == RELEASE_MODEL
+
+    def _enable_rows(self, *args) -> None:
+        """Spin boxes follow their "auto" boxes; the onset row is lp-ntPET's, t* not."""
+        release = self.is_release
+        for name in ("onset_auto", "challenge_onset_min"):
+            self.widgets[name].native.setEnabled(release)
+        for name in ("t_star_auto", "t_star_min"):
+            self.widgets[name].native.setEnabled(not release)
         for auto_name, spin_name in _AUTO_SPINS.items():
             auto, spin = self.widgets[auto_name].native, self.widgets[spin_name].native
-            auto.toggled.connect(spin.setDisabled)
-            spin.setDisabled(auto.isChecked())
+            if auto.isEnabled():
+                spin.setEnabled(not auto.isChecked())
 
     def values(self) -> ModelInputs:
         """The form's current values."""
@@ -180,9 +236,15 @@ class ModelFormWidget(QGroupBox):
         """Choose the model by core name (``"logan"``, ``"mrtm2"``, ...)."""
         if model not in MODEL_CHOICES.values():
             raise MorError(
-                f"Unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}."
+                f"Unknown model {model!r}; choose one of {', '.join(FIT_MODELS)}."
             )
         self.widgets["model"].value = model
+
+    def set_onset(self, minutes: float | None) -> None:
+        """lp-ntPET challenge onset in minutes (None: searched)."""
+        self.widgets["onset_auto"].value = minutes is None
+        if minutes is not None:
+            self.widgets["challenge_onset_min"].value = minutes
 
     def set_t_star(self, minutes: float | None) -> None:
         """t* in minutes (None: automatic)."""

@@ -39,25 +39,38 @@ def add_map_layers(viewer, plan: MapPlan, results: dict[str, MapResult]) -> dict
     (kind, condition, provenance); only the last condition's is visible.
     """
     layers = {}
-    for job in plan.jobs:
-        result = results[job.condition]
-        bp = result.maps["bp_nd"]
+    images = list(_bp_images(plan, results))
+    for condition, bp, job, result in images:
         finite = bp[np.isfinite(bp)]
         upper = float(np.percentile(finite, _UPPER_PERCENTILE)) if finite.size else 1.0
-        name = map_layer_name(job.condition, plan.request.model)
+        name = map_layer_name(condition, plan.request.model)
         if name in viewer.layers:
             viewer.layers.remove(name)
-        layers[job.condition] = viewer.add_image(
+        layers[condition] = viewer.add_image(
             bp,
             name=name,
             affine=job.pet.affine,
             colormap="viridis",
             contrast_limits=(0.0, max(upper, 1e-3)),
             blending="translucent_no_depth",  # no depth test: tilted MR below
-            metadata=bp_map_metadata(plan, job.condition, result),
-            visible=job is plan.jobs[-1],
+            metadata=bp_map_metadata(plan, condition, result),
+            visible=condition == images[-1][0],
         )
     return layers
+
+
+def _bp_images(plan: MapPlan, results: dict[str, MapResult]):
+    """``(condition, BP_ND map, job, result)`` per map layer: one per condition,
+    or the release model's BP_ND before (baseline) and after (challenge) the onset."""
+    from napari_mor.defaults import RELEASE_MODEL
+
+    for job in plan.jobs:
+        result = results[job.condition]
+        if plan.request.model == RELEASE_MODEL:
+            yield "baseline", result.maps["bp_nd"], job, result
+            yield "challenge", result.maps["bp_nd_challenge"], job, result
+        else:
+            yield job.condition, result.maps["bp_nd"], job, result
 
 
 def save_map_layers(viewer, map_layers: dict, out_dir, stem: str) -> list[Path]:

@@ -14,6 +14,7 @@ from napari_mor._napari import _metadata as md
 from napari_mor._napari._layers import labels_from_layer, pet_from_layer
 from napari_mor._napari.fit.inputs_form import ModelInputs, WindowInputs
 from napari_mor._napari.fit.layers_box import LayerPickerWidget
+from napari_mor.defaults import RELEASE_MODEL
 from napari_mor.workflows.fit import FitData, FitRequest, prepare_fit_data
 
 
@@ -44,6 +45,8 @@ def collect_request(
             "(occipital cortex) in the dock or add it in the ROIs dock."
         )
     conditions = windows.request_fields()
+    if model.model == RELEASE_MODEL:  # one scan, fitted whole: no windows
+        conditions = {"windows_min": (), "two_scans": False}
     challenge_path = None
     if conditions["two_scans"]:
         chal = layers.require(layers.challenge_pet_combo, "challenge PET")
@@ -53,8 +56,11 @@ def collect_request(
                 "challenge scan as 'Challenge PET'."
             )
         challenge_path = chal.metadata.get(md.SOURCE_PATH)
+    fields = model.request_fields()
+    if rois_only:  # ROI fits use the unfiltered region means
+        fields.update(denoise="none", denoise_fwhm_mm=None)
     return FitRequest(
-        **model.request_fields(),
+        **fields,
         **conditions,
         reference=int(ref_label),
         rois_only=rois_only,

@@ -37,6 +37,19 @@ ROI_COLUMNS = (
     ("frames", "n_frames", None),
     ("R²", "r2", 4),
 )
+#: (header, row key, decimals) of the release model's ROI table.
+RELEASE_ROI_COLUMNS = (
+    ("ROI", "name", None),
+    ("BP_ND", "BP_ND", 3),
+    ("BP chal", "BP_ND_challenge", 3),
+    ("%ΔBP", "pct_delta_BP", 1),
+    ("p release", "p_release", 3),
+    ("onset (min)", "onset_min", 1),
+    ("peak (min)", "peak_min", 1),
+    ("shape", "shape", None),
+    ("k2' (1/min)", "k2p", 4),
+    ("frames", "n_frames", None),
+)
 #: (header, row key, decimals) of the ROI delta table.
 DELTA_COLUMNS_SHOWN = (
     ("ROI", "name", None),
@@ -45,7 +58,7 @@ DELTA_COLUMNS_SHOWN = (
     ("BP base", "bp_nd_baseline", 3),
     ("BP chal", "bp_nd_challenge", 3),
 )
-_TEXT_COLUMNS = ("name", "condition")
+_TEXT_COLUMNS = ("name", "condition", "shape")
 
 SIGN_NOTE = (
     "ΔBP_ND = BP_baseline − BP_challenge from the ROI fits; positive = "
@@ -60,11 +73,11 @@ def fmt(value, digits: int | None = 3) -> str:
     return str(value)
 
 
-def _fill(table, rows: list[dict], columns) -> None:
+def fill_table(table, rows: list[dict], columns) -> None:
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, (_header, key, digits) in enumerate(columns):
-            item = QTableWidgetItem(fmt(row[key], digits))
+            item = QTableWidgetItem(fmt(row.get(key, float("nan")), digits))
             if key not in _TEXT_COLUMNS:
                 item.setTextAlignment(
                     Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -106,7 +119,9 @@ class RoiTablesWidget(QGroupBox):
         layout.addLayout(row)
         self._row_roi: list[int] = []
 
-    def show_fits(self, rows: list[dict], roi_labels: list[int], conditions) -> None:
+    def show_fits(
+        self, rows: list[dict], roi_labels: list[int], conditions, columns=ROI_COLUMNS
+    ) -> None:
         """Fill the ROI table: rows in ROI order, then condition order.
 
         Parameters
@@ -117,6 +132,8 @@ class RoiTablesWidget(QGroupBox):
             Label values in the fits' ROI order.
         conditions : sequence of str
             Conditions in the fits' order.
+        columns : sequence of (str, str, int or None)
+            :data:`ROI_COLUMNS`, or :data:`RELEASE_ROI_COLUMNS` for lp-ntPET.
         """
         conditions = list(conditions)
         ordered = sorted(
@@ -127,13 +144,19 @@ class RoiTablesWidget(QGroupBox):
             ),
         )
         self.table.blockSignals(True)
-        _fill(self.table, ordered, ROI_COLUMNS)
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels([c[0] for c in columns])
+        fill_table(self.table, ordered, columns)
         self._row_roi = [roi_labels.index(row["label"]) for row in ordered]
         self.table.blockSignals(False)
 
     def show_deltas(self, rows: list[dict]) -> None:
         """Fill the ROI delta table (rows of ``delta_rows_from_fits``)."""
-        _fill(self.delta_table, rows, DELTA_COLUMNS_SHOWN)
+        fill_table(self.delta_table, rows, DELTA_COLUMNS_SHOWN)
+
+    def roi_of_row(self, row: int) -> int:
+        """Index of the ROI (order of the fits) shown in table row ``row``."""
+        return self._row_roi[row]
 
     def _on_row_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -56,6 +56,17 @@ class BatchSection(QGroupBox):
             "identity: PET already in MNI space; mni: motion correction, PET->T1w "
             "and T1w->MNI152 per subject"
         )
+        self.baseline_session_edit = QLineEdit()
+        self.challenge_session_edit = QLineEdit()
+        for edit, role, words in (
+            (self.baseline_session_edit, "baseline", "baseline/pre/placebo/rest"),
+            (self.challenge_session_edit, "challenge", "challenge/post/task/drug"),
+        ):
+            edit.setPlaceholderText(f"automatic (a session named like {words})")
+            edit.setToolTip(
+                f"session label (ses-NAME) of the {role} scan in a two-scan cohort; "
+                "give both or neither"
+            )
         buttons, (self.batch_button, self.cancel_button) = button_row(
             ("Run batch", self.run_batch), ("Cancel", self.cancel)
         )
@@ -66,6 +77,8 @@ class BatchSection(QGroupBox):
         form = QFormLayout(self)
         form.addRow("cohort", self.cohort_edit)
         form.addRow("registration", self.registration_combo)
+        form.addRow("baseline session", self.baseline_session_edit)
+        form.addRow("challenge session", self.challenge_session_edit)
         form.addRow(buttons)
         form.addRow(self.progress)
         form.addRow(self.status)
@@ -88,8 +101,9 @@ class BatchSection(QGroupBox):
             show_error("A batch is already running; wait or press Cancel.")
             return None
         root = Path(cohort or self.cohort_edit.text().strip())
+        sessions = self.sessions()
         try:
-            listing = discover_cohort(root)
+            listing = discover_cohort(root, **sessions)
             labels, mask = cohort_atlas_inputs(root)
             settings = BatchSettings(registration=self.registration_combo.currentText())
         except (MorError, OSError) as err:
@@ -107,6 +121,7 @@ class BatchSection(QGroupBox):
             labels=labels,
             mask=mask,
             should_stop=self._stop.is_set,
+            **sessions,
             desc="Cohort batch",
             on_returned=lambda results: self._done(results, out_dir),
             on_yielded=self._advanced,
@@ -118,6 +133,13 @@ class BatchSection(QGroupBox):
             total=len(listing.subjects),
         )
         return self.worker
+
+    def sessions(self) -> dict[str, str | None]:
+        """``baseline_session`` / ``challenge_session`` (None: automatic pairing)."""
+        return {
+            "baseline_session": self.baseline_session_edit.text().strip() or None,
+            "challenge_session": self.challenge_session_edit.text().strip() or None,
+        }
 
     def cancel(self) -> None:
         """Stop the batch when the next subject finishes (finished ones are kept)."""

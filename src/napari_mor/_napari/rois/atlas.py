@@ -40,6 +40,11 @@ from napari_mor.rois import (
     resample_labels,
     search_regions,
 )
+from napari_mor.rois.atlases import (
+    atlas_cache_key,
+    cached_atlas_on_grid,
+    store_atlas_on_grid,
+)
 from napari_mor.rois.space import labels_into_world
 
 #: Steps :func:`iter_atlas_on_grid` yields (load, move to PET world, resample).
@@ -68,15 +73,26 @@ def iter_atlas_on_grid(key: str, names: list[str], options: dict, grid):
     Returns
     -------
     LabelImage
-        The regions on the ROI set's grid (the generator's return value).
+        The regions on the ROI set's grid (the generator's return value); a
+        repeated import comes from the atlas cache
+        (:func:`~napari_mor.rois.atlases.cached_atlas_on_grid`) in one step.
     """
     shape, affine, mni_transform = grid
+    matrix = None if mni_transform is None else mni_transform.matrix
+    cache_key = atlas_cache_key(
+        key, names, shape, affine, source_to_target=matrix, **options
+    )
+    cached = cached_atlas_on_grid(cache_key)
+    if cached is not None:  # imported before (this session or on disk)
+        yield ATLAS_STEPS
+        return cached
     atlas = load_atlas_regions(key, names, **options)
     yield 1
     if mni_transform is not None:
         atlas = labels_into_world(atlas, mni_transform)
     yield 2
     regions = resample_labels(atlas, shape, affine, target_name="ROI set")
+    store_atlas_on_grid(cache_key, regions)
     yield 3
     return regions
 

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 from napari_mor._errors import MorError
 from napari_mor._napari._dock import button_row, notify_errors
 from napari_mor._napari._layers import labels_layer_data, spatial_affine_of
+from napari_mor._napari._view import show_as_contours
 from napari_mor._napari.rois.layers import RoiLayersSection
 from napari_mor.io.volume import LabelImage
 from napari_mor.rois import (
@@ -176,6 +177,7 @@ class RoiTableSection(QGroupBox):
             labels = load_roi_set(path, lut_path)
         data, kwargs, _ = labels_layer_data(labels)
         layer = self._layers.viewer.add_labels(data, **kwargs)
+        show_as_contours(layer)  # outlines over the PET / maps
         self._layers.set_labels_layer(layer)
         return layer
 

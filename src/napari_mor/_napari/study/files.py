@@ -36,6 +36,7 @@ from napari_mor._napari._layers import (
     volume_layer_data,
 )
 from napari_mor._napari._reader import is_default_reader, make_default_reader
+from napari_mor._napari._view import set_axial_view, show_as_contours
 from napari_mor.io import load_labels, load_pet, load_volume, sidecar_path_for
 from napari_mor.io.timing import FrameTiming
 
@@ -187,6 +188,7 @@ class FilesSection(QGroupBox):
         self._remove_layer("labels_layer")
         data, kwargs, _ = labels_layer_data(labels)
         self.labels_layer = self.viewer.add_labels(data, **kwargs)
+        show_as_contours(self.labels_layer)  # outlines over the PET / maps
         self.labels_path = Path(labels_path)
         self.lut_path = Path(lut_path) if lut_path else None
 
@@ -199,6 +201,7 @@ class FilesSection(QGroupBox):
         )
         kwargs["metadata"][meta.WINDOWS_MIN] = self._windows_min()
         self.pet_layer = self.viewer.add_image(data, **kwargs)
+        set_axial_view(self.viewer)  # axial, neurological, stated on the canvas
         self.frames_tsv_path = frames_tsv
         self.sidecar_label.setText(
             f"Frame times from {frames_tsv.name}." if frames_tsv else ""

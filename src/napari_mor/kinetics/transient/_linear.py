@@ -1,4 +1,4 @@
-"""Within-scan challenge: lp-ntPET-style transient-release fits (ROI and voxelwise).
+"""Transient-release fits: the multilinear form, the ROI entry point and maps.
 
 A reference-region model with a time-varying receptor term, fitted by linear
 least squares for each response basis function and chosen by the weighted
@@ -23,9 +23,11 @@ from napari_mor.kinetics._checks import (
 )
 from napari_mor.kinetics.integrate import integration_matrix
 from napari_mor.kinetics.results import MapResult
+from napari_mor.kinetics.transient._forward import unit_response
 from napari_mor.kinetics.weights import frame_weights
 
 __all__ = [
+    "DEFAULT_SHAPES",
     "MIN_BASELINE_MIN",
     "MIN_POST_ONSET_FRAMES",
     "TransientFit",
@@ -51,8 +53,6 @@ DEFAULT_SHAPES = (
     ("gamma", 10.0),
     ("gamma", 20.0),
 )
-#: Gamma-variate sharpness (Normandin 2012 use alpha in 1-4).
-GAMMA_ALPHA = 2.0
 #: Voxelwise map names.
 MAP_PARAMS = (
     "bp_nd",
@@ -89,8 +89,9 @@ class TransientFit:
         ``"sustained"`` or ``"gamma"``; ``shape_min`` its rise constant / peak delay.
     p_release : float
         p-value of the release model against the no-release model: the F
-        statistic referred to its parametric-bootstrap null distribution
-        (see :func:`fit_transient`; the nominal F p-value when ``n_boot=0``).
+        statistic referred to its null distribution (``"nls"``: linearised
+        at the no-release fit; ``"linear"``: bootstrap refits; see
+        :func:`fit_transient`; the nominal F p-value when ``n_boot=0``).
     p_nominal : float
         Nominal F-distribution p-value (anticonservative; for reference only).
     f_stat : float
@@ -102,6 +103,16 @@ class TransientFit:
     frame_mid_min, y, fitted, fitted_null, response : ndarray, shape (n_frames,)
         Data, release fit, no-release fit and the unit response ``h(t)``
         (frame means, for plotting the release curve over the TAC).
+    method : str
+        ``"nls"`` (nonlinear refinement, default for ``tissue="2t"``) or
+        ``"linear"`` (the multilinear form only).
+    r1 : float
+        ``K1/K1'`` of the target (unitless).
+    k2_per_min, k3_per_min, k4_per_min : float
+        Target rate constants before the onset (1/min); with
+        ``delta_k3_per_min`` (the fall of k3 at ``h = 1``, 1/min) they
+        re-simulate ``fitted`` through :func:`simulate_target` with this fit's
+        onset and shape. NaN when not defined (``tissue="1t"``).
     """
 
     name: str
@@ -126,6 +137,12 @@ class TransientFit:
     fitted: np.ndarray = field(repr=False)
     fitted_null: np.ndarray = field(repr=False)
     response: np.ndarray = field(repr=False)
+    method: str = "linear"
+    r1: float = np.nan
+    k2_per_min: float = np.nan
+    k3_per_min: float = np.nan
+    k4_per_min: float = np.nan
+    delta_k3_per_min: float = np.nan
 
     def as_row(self) -> dict[str, float | str | int]:
         """Flat dictionary for a TSV row (columns of the ROI fit table)."""
@@ -144,16 +161,6 @@ class TransientFit:
             "k2p": self.k2p_per_min,
             "n_frames": self.n_frames,
         }
-
-
-def _h(t: np.ndarray, onset: float, shape: str, shape_min: float) -> np.ndarray:
-    x = np.clip(t - onset, 0.0, None)
-    if shape == "sustained":
-        if shape_min <= 0:
-            return (t >= onset).astype(float)
-        return -np.expm1(-x / shape_min)
-    u = x / shape_min
-    return u**GAMMA_ALPHA * np.exp(GAMMA_ALPHA * (1.0 - u))
 
 
 def response_basis(
@@ -187,8 +194,10 @@ def response_basis(
     if shape == "sustained" and shape_min <= 0:  # a step: exact frame means
         h = np.clip((end - onset_min) / (end - start), 0.0, 1.0)
     else:
-        h = np.trapezoid(_h(t, onset_min, shape, shape_min), u, axis=1)
-    dh = _h(end, onset_min, shape, shape_min) - _h(start, onset_min, shape, shape_min)
+        h = np.trapezoid(unit_response(t, onset_min, shape, shape_min), u, axis=1)
+    dh = unit_response(end, onset_min, shape, shape_min) - unit_response(
+        start, onset_min, shape, shape_min
+    )
     return h, dh / (end - start)
 
 
@@ -363,7 +372,10 @@ def _derive(prep: _Prepared, beta: np.ndarray) -> dict[str, np.ndarray]:
             bp0 = k3 / k4
             bp1 = (k3 - delta) / k4
         pct = 100.0 * (bp0 - bp1) / bp0
-    return {"bp_nd": bp0, "bp_nd_challenge": bp1, "pct_delta_bp_nd": pct}
+    out = {"bp_nd": bp0, "bp_nd_challenge": bp1, "pct_delta_bp_nd": pct}
+    if prep.tissue == "2t":
+        out.update(k2=p1, k3=k3, k4=k4, delta=delta)
+    return out
 
 
 def _wls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -478,9 +490,16 @@ def _boot_p(f_stat: np.ndarray, f_null: np.ndarray) -> np.ndarray:
 
 
 def _reg(g: np.ndarray) -> np.ndarray:
-    """Tiny ridge relative to the diagonal, so singular systems give NaN-free output."""
+    """Tiny ridge relative to the diagonal (plus an absolute floor, for all-zero
+    voxels), so singular systems give finite output; non-finite systems become
+    the identity (their solution is then 0 and the voxel fails on its BP_ND)."""
     d = np.einsum("nii->ni", g)
-    return g + 1e-13 * d[:, :, None] * np.eye(g.shape[1])[None]
+    eye = np.eye(g.shape[1])[None]
+    out = g + (1e-13 * np.abs(d) + 1e-300)[:, :, None] * eye
+    bad = ~np.all(np.isfinite(out), axis=(1, 2))
+    if np.any(bad):
+        out[bad] = eye[0]
+    return out
 
 
 def fit_transient(
@@ -495,8 +514,9 @@ def fit_transient(
     weights: str | np.ndarray = "none",
     tissue: str = "2t",
     names: Sequence[str] | None = None,
-    n_boot: int = 99,
+    n_boot: int | None = None,
     seed: int | None = 0,
+    method: str = "auto",
 ) -> list[TransientFit]:
     """Fit a transient (within-scan) change in receptor availability.
 
@@ -512,7 +532,7 @@ def fit_transient(
         Reference efflux k2' (1/min), estimated once per subject and shared.
     onset_min : float, sequence of float or None
         Challenge onset (minutes from injection). ``None``: searched on a grid
-        from 10 min (step ``onset_step_min``) to the last onset that leaves
+        from 20 min (step ``onset_step_min``) to the last onset that leaves
         4 frames; a sequence: searched over those values.
     shapes : sequence of (str, float)
         Response shapes searched: ``("sustained", tau_min)`` (``tau = 0``: a
@@ -527,11 +547,19 @@ def fit_transient(
         [11C]carfentanil); ``"1t"`` the MRTM2 form of lp-ntPET (Normandin 2012).
     names : sequence of str, optional
         TAC names (default ``tac0``, ``tac1``...).
-    n_boot : int
-        Parametric-bootstrap replicates per TAC for ``p_release`` (0: use the
-        nominal F distribution, which is anticonservative; see Notes).
+    n_boot : int or None
+        Null replicates for ``p_release`` (0: the nominal F distribution).
+        ``method="nls"``: draws of the linearised null distribution (cheap;
+        default 1999). ``method="linear"``: parametric-bootstrap refits
+        (default 99; anticonservative, see docs/transient.md).
     seed : int or None
-        Seed of the bootstrap noise (reproducible p-values).
+        Seed of the null draws (reproducible p-values).
+    method : {"auto", "nls", "linear"}
+        ``"nls"``: the linear fit refined by nonlinear least squares of the
+        operational model (:func:`simulate_target`), unbiased under ROI noise;
+        ``"linear"``: the multilinear fit only (fast, biased under noise).
+        ``"auto"`` (default): ``"nls"`` for ``tissue="2t"``, ``"linear"``
+        for ``"1t"``.
 
     Returns
     -------
@@ -566,10 +594,27 @@ def fit_transient(
     F-test: ``F = ((RSS0 - RSS1)/d1) / (RSS1/d2)`` with ``d1 = p_r + s`` and
     ``d2 = n - p - s``, where ``p_r`` is the number of release coefficients,
     ``p`` all coefficients and ``s`` the number of searched basis
-    parameters (1 for a searched onset, 1 for more than one shape). Counting
-    each searched parameter as a fitted one is the correction for the basis
-    search; its false-positive rate is calibrated by simulation in
-    ``tests/core/test_kinetics_transient.py`` and ``docs/transient.md``.
+    parameters (1 for a searched onset, 1 for more than one shape);
+    ``p_nominal`` refers it to ``F(d1, d2)``. With ``method="linear"``,
+    ``p_release`` comes from ``n_boot`` parametric-bootstrap refits of the
+    no-release linear fit, which is biased under noise, so it is not
+    calibrated (docs/transient.md).
+
+    ``method="nls"`` (default): the parameters ``R1``, ``k3``, ``k4`` (with
+    ``k2 = R1 k2'``, the shared non-displaceable volume the linear form also
+    assumes) and the fractional fall ``f = Delta/k3`` are fitted by weighted
+    nonlinear least squares of :func:`simulate_target` to the TACs (batched
+    Levenberg-Marquardt over TACs, log-rates, bounds), the no-release model
+    from the linear fit and two generic starts, the release model once per
+    basis from the no-release solution; the basis with the smallest RSS is
+    kept. ``F`` as above with ``p_r = 1`` (one release parameter) and ``p = 4``.
+    ``p_release`` refers F to its null distribution under the Gauss-Newton
+    linearisation at the no-release fit (the largest over the bases of the
+    squared projection of white noise on each release direction made
+    orthogonal to the no-release Jacobian), ``n_boot`` draws; with one basis
+    this is the F(1, n - 4) distribution. With more than 8 bases (a searched
+    onset) only the 8 with the largest score statistic per TAC are refitted.
+    False-positive rates and power by simulation: ``docs/transient.md``.
 
     References
     ----------
@@ -577,6 +622,18 @@ def fit_transient(
     of neurotransmitter response profiles from dynamic PET data. NeuroImage
     59:2689-2699. Ichise M et al. (2003) J Cereb Blood Flow Metab 23:1096.
     """
+    if method not in ("auto", "nls", "linear"):
+        raise MorError(
+            f"method={method!r} is unknown: use 'nls' (nonlinear refinement, "
+            "default for tissue='2t'), 'linear' or 'auto'."
+        )
+    if method == "auto":
+        method = "nls" if tissue == "2t" else "linear"
+    if method == "nls" and tissue != "2t":
+        raise MorError(
+            f"method='nls' needs tissue='2t' (got {tissue!r}); use method='linear' "
+            "for the one-tissue (MRTM2) form."
+        )
     prep = _prepare(
         ref,
         timing,
@@ -596,16 +653,16 @@ def fit_transient(
             f"{len(names)} names given for {tacs.shape[1]} TACs; give one per column."
         )
     out = _solve_block(prep, tacs, full=True)
+    rng = np.random.default_rng(seed)
+    if method == "nls":
+        n_boot = 1999 if n_boot is None else int(n_boot)
+        return _nls_fits(prep, tacs, names, out, n_boot, rng)
+    n_boot = 99 if n_boot is None else int(n_boot)
     p_release = out["p_release"]
-    if int(n_boot) > 0:
-        f_null = _null_f(
-            prep,
-            out["fitted_null"],
-            out["sigma"],
-            int(n_boot),
-            np.random.default_rng(seed),
-        )
+    if n_boot > 0:
+        f_null = _null_f(prep, out["fitted_null"], out["sigma"], n_boot, rng)
         p_release = _boot_p(out["f_stat"], f_null)
+    nan = np.full(tacs.shape[1], np.nan)
     fits = []
     for j, name in enumerate(names):
         onset, shape, value, h, _ = prep.bases[out["basis_index"][j]]
@@ -613,7 +670,7 @@ def fit_transient(
             TransientFit(
                 name=str(name),
                 model="lpntpet",
-                tissue=tissue,
+                tissue=prep.tissue,
                 bp_nd=float(out["bp_nd"][j]),
                 bp_nd_challenge=float(out["bp_nd_challenge"][j]),
                 pct_delta_bp=float(out["pct_delta_bp_nd"][j]),
@@ -633,6 +690,68 @@ def fit_transient(
                 fitted=out["fitted"][:, j].copy(),
                 fitted_null=out["fitted_null"][:, j].copy(),
                 response=h.copy(),
+                method="linear",
+                r1=float(out.get("k2", nan)[j] / prep.k2p),
+                k2_per_min=float(out.get("k2", nan)[j]),
+                k3_per_min=float(out.get("k3", nan)[j]),
+                k4_per_min=float(out.get("k4", nan)[j]),
+                delta_k3_per_min=float(out.get("delta", nan)[j]),
+            )
+        )
+    return fits
+
+
+def _nls_fits(prep, tacs, names, lin, n_boot, rng) -> list[TransientFit]:
+    """Refine the linear fits by NLS (see :func:`fit_transient`)."""
+    from napari_mor.kinetics.transient._nls import fit_nls
+
+    res = fit_nls(
+        tacs,
+        prep.ref,
+        prep.timing,
+        prep.k2p,
+        prep.sqrt_w,
+        prep.bases,
+        {**lin, "k2p": prep.k2p},
+        n_boot,
+        rng,
+    )
+    fits = []
+    for j, name in enumerate(names):
+        k = int(res["basis_index"][j])
+        onset, shape, value, h, _ = prep.bases[k]
+        lr1, lk3, lk4, frac = res["theta1"][j]
+        k3, k4 = float(np.exp(lk3)), float(np.exp(lk4))
+        fits.append(
+            TransientFit(
+                name=str(name),
+                model="lpntpet",
+                tissue=prep.tissue,
+                bp_nd=k3 / k4,
+                bp_nd_challenge=k3 * (1.0 - frac) / k4,
+                pct_delta_bp=100.0 * float(frac),
+                onset_min=onset,
+                peak_min=_peak_min(onset, shape, value),
+                shape=shape,
+                shape_min=value,
+                p_release=float(res["p_release"][j]),
+                p_nominal=float(res["p_nominal"][j]),
+                f_stat=float(res["f_stat"][j]),
+                aic=float(res["aic"][j]),
+                aic_null=float(res["aic_null"][j]),
+                k2p_per_min=prep.k2p,
+                n_frames=prep.timing.n_frames,
+                frame_mid_min=prep.timing.frame_mid_min.copy(),
+                y=tacs[:, j].copy(),
+                fitted=res["fitted"][:, j].copy(),
+                fitted_null=res["fitted_null"][:, j].copy(),
+                response=h.copy(),
+                method="nls",
+                r1=float(np.exp(lr1)),
+                k2_per_min=float(np.exp(lr1)) * prep.k2p,
+                k3_per_min=k3,
+                k4_per_min=k4,
+                delta_k3_per_min=float(frac) * k3,
             )
         )
     return fits

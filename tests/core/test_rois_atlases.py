@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_mor import MorError
+from napari_mor._cache import CACHE_DIR_ENV
 from napari_mor.rois import (
     ATLASES,
     atlas_licence,
@@ -137,7 +138,7 @@ def atlas_cache(tmp_path, monkeypatch):
     """An empty atlas cache in a temporary folder; counts the atlas reads."""
     from napari_mor.rois import atlases
 
-    monkeypatch.setenv(atlases.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     atlases.clear_atlas_cache()
     calls = []
     real = atlases.load_atlas_regions

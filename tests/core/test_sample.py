@@ -148,3 +148,38 @@ def test_written_study_reads_back(sample_files, sample_study):
     mr = load_volume(sample_files["mr"])
     np.testing.assert_allclose(mr.affine, sample_study.mr.affine, atol=1e-4)
     assert pet.decay_corrected is True and pet.radionuclide == "C11"
+
+
+def test_cached_sample_study_equals_a_fresh_one_and_shares_nothing(
+    tmp_path, monkeypatch
+):
+    """Open Sample reads the study from the user cache after the first time: the
+    same arrays as a fresh build, new ones on every call, rebuilt when broken."""
+    from napari_mor._cache import CACHE_DIR_ENV
+    from napari_mor.sample import cache as sample_cache
+    from napari_mor.sample import make_sample_study
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    first = sample_cache.cached_sample_study(separate_scans=True)
+    path = sample_cache.sample_cache_path(separate_scans=True)
+    assert path.is_file() and path.parent == tmp_path / "samples"
+    builds = []
+    monkeypatch.setattr(
+        "napari_mor.sample.make_sample_study",
+        lambda **kw: builds.append(kw) or make_sample_study(**kw),
+    )
+    second = sample_cache.cached_sample_study(separate_scans=True)
+    assert builds == []  # read back, not rebuilt
+    fresh = make_sample_study(separate_scans=True)
+    for study in (first, second):
+        np.testing.assert_array_equal(study.pet.data, fresh.pet.data)
+        np.testing.assert_array_equal(
+            study.pet_challenge.data, fresh.pet_challenge.data
+        )
+        np.testing.assert_array_equal(study.labels.data, fresh.labels.data)
+        assert study.truth == fresh.truth
+    assert not np.shares_memory(first.labels.data, second.labels.data)
+    path.write_bytes(b"not a pickle")
+    third = sample_cache.cached_sample_study(separate_scans=True)
+    assert builds == [{"separate_scans": True}]
+    np.testing.assert_array_equal(third.mr.data, fresh.mr.data)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mor import MorError
+from napari_mor._cache import CACHE_DIR_ENV
 from napari_mor._napari import _dock as dock_helpers
 from napari_mor._napari import _workers as worker_helpers
 from napari_mor._napari._layers import labels_layer_data, pet_layer_data
@@ -19,7 +20,7 @@ def atlas_cache_dir(tmp_path, monkeypatch):
     """Atlas imports cached in a temporary folder, empty at the start."""
     from napari_mor.rois import atlases
 
-    monkeypatch.setenv(atlases.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     atlases.clear_atlas_cache()
     yield atlases
     atlases.clear_atlas_cache()

@@ -41,9 +41,9 @@ def make_sample_study_layers() -> list[tuple]:
     challenge 60-90 min). The truth (BP_ND
     per region and condition) rides in the PET layer's ``metadata["truth"]``.
     """
-    from napari_mor.sample import make_sample_study
+    from napari_mor.sample.cache import cached_sample_study
 
-    study = make_sample_study()
+    study = cached_sample_study()
     return _first_view(
         [
             volume_layer_data(study.mr, "sample T1w"),
@@ -55,9 +55,9 @@ def make_sample_study_layers() -> list[tuple]:
 
 def make_two_scan_layers() -> list[tuple]:
     """The phantom as two 90-min scans: baseline, then challenge throughout."""
-    from napari_mor.sample import make_sample_study
+    from napari_mor.sample.cache import cached_sample_study
 
-    study = make_sample_study(separate_scans=True)
+    study = cached_sample_study(separate_scans=True)
     return _first_view(
         [
             volume_layer_data(study.mr, "sample T1w"),

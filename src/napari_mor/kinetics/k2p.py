@@ -245,7 +245,40 @@ def k2p_from_rois(
     return float(k2p), desc
 
 
+#: Results of :func:`_fit_shared_k4` by input digest: the fit is deterministic and
+#: takes ~0.5 s, and the dock's live re-fits (t*, model) ask again for the same
+#: TACs. A few entries: each is four floats.
+_SHARED_K4_MEMO: dict[str, tuple[float, float, float, bool]] = {}
+_SHARED_K4_MEMO_SIZE = 32
+
+
 def _fit_shared_k4(
+    tacs: np.ndarray,
+    ref: np.ndarray,
+    timing: FrameTiming,
+    *,
+    window: tuple[float, float] | None = None,
+    k2p_range_per_min: tuple[float, float] = (0.02, 1.0),
+) -> tuple[float, float, float, bool]:
+    """:func:`_solve_shared_k4`, remembered for the same inputs (same result)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in (tacs, ref, timing.frame_start_s, timing.frame_duration_s):
+        digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        digest.update(repr(np.shape(array)).encode())
+    digest.update(repr((window, tuple(k2p_range_per_min))).encode())
+    key = digest.hexdigest()
+    if key not in _SHARED_K4_MEMO:
+        if len(_SHARED_K4_MEMO) >= _SHARED_K4_MEMO_SIZE:
+            _SHARED_K4_MEMO.pop(next(iter(_SHARED_K4_MEMO)))
+        _SHARED_K4_MEMO[key] = _solve_shared_k4(
+            tacs, ref, timing, window=window, k2p_range_per_min=k2p_range_per_min
+        )
+    return _SHARED_K4_MEMO[key]
+
+
+def _solve_shared_k4(
     tacs: np.ndarray,
     ref: np.ndarray,
     timing: FrameTiming,

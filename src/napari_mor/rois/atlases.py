@@ -423,8 +423,6 @@ def load_mni_template(resolution_mm: int = 2) -> Volume:
 # ------------------------------------------------------------------ cache
 #: Bump when the import or resampling changes what a cached entry holds.
 _CACHE_VERSION = 1
-#: Environment variable naming the cache folder (overrides the user cache dir).
-CACHE_DIR_ENV = "NAPARI_MOR_CACHE_DIR"
 #: Entries kept in memory (on-grid results are PET-sized: a few MB each).
 _MEMORY_ENTRIES = 16
 _memory_cache: OrderedDict[str, LabelImage] = OrderedDict()
@@ -437,15 +435,9 @@ def atlas_cache_dir() -> Path:
     cache folder of ``platformdirs`` (``~/.cache/napari-mor/atlases`` on Linux),
     else ``~/.cache/napari-mor/atlases``.
     """
-    root = os.environ.get(CACHE_DIR_ENV)
-    if not root:
-        try:
-            import platformdirs
+    from napari_mor._cache import cache_dir
 
-            root = platformdirs.user_cache_dir("napari-mor", appauthor=False)
-        except ImportError:
-            root = str(Path.home() / ".cache" / "napari-mor")
-    return Path(root) / "atlases"
+    return cache_dir("atlases")
 
 
 def atlas_cache_key(

@@ -50,8 +50,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run the check, write the table and print each region's readings."""
     import sys
-    from dataclasses import replace
 
+    from napari_mor._errors import MorError
     from napari_mor.cli.fit import _check_not_inputs, request_from_args
     from napari_mor.defaults import RELEASE_MODEL
     from napari_mor.io.tables import write_rows_tsv
@@ -67,10 +67,8 @@ def run(args: argparse.Namespace) -> int:
     args.rois_only = True
     request = request_from_args(args)
     if not str(request.out).lower().endswith(".tsv"):
-        from napari_mor._errors import MorError
-
         raise MorError(f"The design check writes a .tsv table; got {request.out}.")
-    _check_not_inputs(replace(request, rois_only=True))
+    _check_not_inputs(request)  # rois_only: the table path
     tacs = design_tacs(request)
     result = check_design(
         request,

@@ -229,14 +229,12 @@ def _check_check_inputs(tacs, onset: float, planted_pct: float, n_sim: int) -> N
 
 
 def _pct_delta(result) -> np.ndarray:
-    """%delta-BP per ROI of a fit result: the release model's, or of two windows."""
-    if result.model == RELEASE_MODEL:
-        return np.array([f.pct_delta_bp for f in result.fits["scan"]])
-    base, chal = (
-        np.array([f.bp_nd for f in fits]) for fits in list(result.fits.values())[:2]
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 100.0 * (base - chal) / base
+    """%delta-BP per ROI of a fit result (the release model's before/after, or two
+    windows): the project's one definition, :func:`delta_rows_from_fits`."""
+    from napari_mor.workflows.delta import delta_rows_from_fits
+
+    rows = delta_rows_from_fits(result.fits, result.labels)
+    return np.array([row["pct_delta_bp_nd"] for row in rows])
 
 
 @dataclass(frozen=True)
